@@ -1,0 +1,1 @@
+"""Stamp dataset: schema, stamp encoding, storage, shard writer and readers."""
