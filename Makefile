@@ -49,7 +49,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
 bench: $(STAMP)
-	$(DHS) bench --config $(CONFIG) --out $(OUT)/bench
+	$(PY) benchmarks/run_all.py --config $(CONFIG) --out $(OUT)/bench
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests jobs benchmarks emr

@@ -25,7 +25,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("darkhaloscope.ml.commands_train", "train the ConvNeXt-Tiny lens finder"),
     "evaluate": ("darkhaloscope.ml.commands_evaluate", "evaluate a run on a split and on real-lens anchors"),
     "anchors": ("darkhaloscope.ml.commands_anchors", "build known-lens anchor sets and their cutouts"),
-    "bench": ("darkhaloscope.benchmarking", "run the benchmarks and write out/bench/results.json"),
     "emr": ("darkhaloscope.emr.commands", "plan, package and launch runs on AWS EMR"),
 }
 

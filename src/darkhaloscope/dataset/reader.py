@@ -1,0 +1,40 @@
+"""Readers for notebooks and training: a split of a stamp dataset as Arrow, from disk or S3.
+
+    tbl = read_split("out/dataset/demo", "train", columns=["task_id", "arc_snr"])
+    arrays = decode_stamp(tbl["stamp_npz"][0].as_py())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from .schema import STAMP_SCHEMA
+from .storage import StorageOptions, filesystem_for, join
+
+
+def split_dataset(root: str, split: str | None = None, options: StorageOptions | None = None) -> pads.Dataset:
+    """A pyarrow dataset over ``<root>/split=<split>/*.parquet`` (all splits when ``split`` is None)."""
+    fs, path = filesystem_for(root, options)
+    base = join(path, f"split={split}") if split else path
+    return pads.dataset(
+        base,
+        filesystem=fs,
+        format="parquet",
+        schema=STAMP_SCHEMA,
+        partitioning=None,
+        exclude_invalid_files=False,
+        ignore_prefixes=["_", "."],
+    )
+
+
+def read_split(root: str, split: str, columns: Sequence[str] | None = None, filter=None, options: StorageOptions | None = None) -> pa.Table:
+    """The rows of one split as an Arrow table (``columns`` to read only those)."""
+    return split_dataset(root, split, options).to_table(columns=list(columns) if columns else None, filter=filter)
+
+
+def iter_batches(root: str, split: str | None = None, columns: Sequence[str] | None = None, batch_size: int = 1024, filter=None, options: StorageOptions | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream record batches of a split (or the whole dataset) without loading it all."""
+    yield from split_dataset(root, split, options).to_batches(columns=list(columns) if columns else None, batch_size=batch_size, filter=filter)
