@@ -115,6 +115,8 @@ class LrgCutsConfig:
     reject_maskbits: list = param([1, 12, 13], "DR10 MASKBITS bits that reject an object (BRIGHT, GALAXY, CLUSTER).", "bit numbers")
     gaia_g_min: float = param(18.0, "Stars rejected when GAIA_PHOT_G_MEAN_MAG < this (where present).", "Vega mag")
     require_nobs: bool = param(True, "Require NOBS_G/R/Z > 0.", "")
+    zfibertot_min: float = param(17.5, "Stars missing from Gaia rejected: z fibre-total magnitude must exceed this (where FIBERTOTFLUX_Z exists).", "AB mag")
+    require_primary: bool = param(True, "Keep only BRICK_PRIMARY objects (where the column exists).", "")
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,14 @@ class BankConfig:
     max_flux_outside: float = param(0.05, "Reject templates whose model flux outside the stamp exceeds this.", "fraction", ge=0.0, le=1.0)
     max_sources: int = param(20000, "Keep at most this many sources (0 = all).", "count", ge=0)
     split_salt: str = param("dhs-bank-split-v1", "Salt of the blake2b hash of ident that assigns split_group.", "")
+    psf_handling: str = param("native", "'native': keep the HST PSF (FWHM ~0.11\", << ground seeing); 'gaussian': GalSim RealGalaxy deconvolved and reconvolved with a Gaussian of target_psf_fwhm.", "", choices=("native", "gaussian"))
+    target_psf_fwhm: float = param(0.15, "Gaussian target PSF FWHM when psf_handling = gaussian (must exceed the HST PSF, ~0.11\").", "arcsec", gt=0.0, le=1.0)
+    max_hlr_mismatch: float = param(0.2, "Reject templates whose measured HLR differs from the catalog HLR by more than this fraction.", "fraction", gt=0.0)
+    max_negative_fraction: float = param(0.05, "Reject templates whose negative pixels carry more than this fraction of the absolute flux.", "fraction", ge=0.0, le=1.0)
+    detect_nsigma: float = param(1.5, "Segmentation threshold on the detection-filtered HST stamp, in its noise sigma.", "sigma", gt=0.0)
+    detect_smooth_pix: float = param(2.0, "Gaussian sigma of the detection filter.", "pixel", gt=0.0, le=20.0)
+    grow_pix: int = param(3, "Dilation of the galaxy segment (keeps the faint wings).", "pixel", ge=0, le=50)
+    denoise_sigma_pix: float = param(1.0, "Gaussian smoothing of the kept galaxy inside its segment (0 = none); 1 pixel = 0.03\".", "pixel", ge=0.0, le=5.0)
     kind: str = param("procedural", "Which bank build-bank makes without --cosmos-dir.", "", choices=("procedural", "cosmos"))
     procedural: ProceduralBankConfig = section(ProceduralBankConfig)
 
@@ -184,23 +194,28 @@ class SourceConfig:
     dmag_min: float = param(0.5, "Minimum src_dmag (source r mag minus LRG r mag) in 'dmag' mode.", "mag")
     dmag_max: float = param(2.0, "Maximum src_dmag in 'dmag' mode.", "mag")
     mag_shift: float = param(0.0, "Added to the catalog magnitude (e.g. to move sources fainter).", "mag", ge=-10.0, le=10.0)
-    i_minus_r_mean: float = param(-0.2, "Mean r - F814W colour (observed, star-forming z~1-2).", "mag")
-    i_minus_r_sigma: float = param(0.15, "Scatter of r - F814W.", "mag", ge=0.0)
-    g_minus_r_mean: float = param(0.35, "Mean g - r colour (observed, star-forming z~1-2).", "mag")
-    g_minus_r_sigma: float = param(0.2, "Scatter of g - r.", "mag", ge=0.0)
-    r_minus_z_mean: float = param(0.3, "Mean r - z colour.", "mag")
-    r_minus_z_sigma: float = param(0.2, "Scatter of r - z.", "mag", ge=0.0)
+    r_minus_i_mean: float = param(0.2, "Mean r - F814W colour (AB, observed frame, star-forming galaxies at z~1-2).", "mag")
+    r_minus_i_sigma: float = param(0.15, "Scatter of r - F814W.", "mag", ge=0.0)
+    g_minus_r_mean: float = param(0.3, "Mean g - r colour (AB, observed frame, star-forming z~1-2).", "mag")
+    g_minus_r_sigma: float = param(0.15, "Scatter of g - r.", "mag", ge=0.0)
+    r_minus_z_mean: float = param(0.55, "Mean r - z colour (AB, observed frame, star-forming z~1-2).", "mag")
+    r_minus_z_sigma: float = param(0.25, "Scatter of r - z.", "mag", ge=0.0)
+    colour_correlation: float = param(0.5, "Correlation coefficient of the (g-r, r-z) Gaussian (dust reddens both).", "", ge=-0.99, le=0.99)
+    colour_clip_sigma: float = param(3.0, "Colours are truncated at mean +- this many sigma (redrawn).", "sigma", gt=0.0, le=10.0)
 
 
 @dataclass(frozen=True)
 class RenderConfig:
     """Arc rendering, PSF and noise (DESIGN 4)."""
 
-    supersampling: int = param(4, "Rays per stamp pixel per axis near the arc (justified by the convergence test).", "count", ge=1, le=32)
+    supersampling: int = param(8, "Rays per stamp pixel per axis near the arc (justified by the convergence test, docs/PHYSICS.md).", "count", ge=1, le=32)
     moffat_beta: float = param(3.5, "Moffat PSF beta.", "", gt=1.0, le=20.0)
     psf_flux_fraction: float = param(0.995, "PSF kernel must enclose at least this flux fraction.", "fraction", gt=0.5, lt=1.0)
     arc_poisson_noise: bool = param(True, "Add the arc's own Poisson noise (effective gain from the coadd invvar).", "")
     write_arc: bool = param(True, "Store the noiseless arc alone (arc_npz) in every injection row.", "")
+    faint_supersampling: int = param(2, "Rays per pixel per axis where a pixel can only see the source's faint outskirts (below core_fraction of its peak).", "count", ge=1, le=32)
+    core_fraction: float = param(0.03, "Template pixels at or above this fraction of the template peak are its core, traced at full supersampling.", "fraction", ge=0.0, lt=1.0)
+    sky_mag_arcsec2: dict = param({"g": 22.04, "r": 20.91, "i": 20.0, "z": 18.46}, "Nominal dark-sky surface brightness per band; the arc-noise effective gain is invvar x sky (docs/PHYSICS.md).", "AB mag/arcsec^2")
 
 
 @dataclass(frozen=True)
@@ -229,6 +244,14 @@ class ReportConfig:
     max_rows_sampled: int = param(200000, "Rows sampled (streaming, by hash) for the shortcut classifier.", "count", ge=100)
     bootstrap: int = param(200, "Bootstrap resamples for intervals.", "count", ge=10)
     gallery_size: int = param(12, "Stamps per gallery row.", "count", ge=1, le=100)
+    quantile_sample_max: int = param(1000000, "Rows per split whose metadata is kept for quantiles and figures: exact below this, a hash-selected sample above (moments and counts are always exact).", "count", ge=1000)
+    arc_margin_arcsec: float = param(3.0, "Nuisance (outer-annulus) pixels start at theta_e_max * (1 + source_radius_fraction) + this margin (PSF wings, source extent).", "arcsec", ge=0.0)
+    central_radius_arcsec: float = param(1.0, "Radius of the central aperture for the host central brightness (arc subtracted).", "arcsec", gt=0.0)
+    cv_folds: int = param(5, "Cross-validation folds of the shortcut classifier.", "count", ge=2, le=20)
+    min_rows_per_role: int = param(50, "A shortcut gate with fewer sampled rows per role is reported as skipped (too few to test).", "count", ge=5)
+    gallery_stretch: float = param(0.05, "Lupton asinh stretch of the g,r,z gallery composites (same for every stamp, so brightness differences stay visible).", "nanomaggy", gt=0.0)
+    gallery_q: float = param(8.0, "Lupton asinh softening Q of the gallery composites.", "", gt=0.0)
+    gallery_arc_stretch: float = param(0.01, "Lupton stretch of the arcs-alone gallery (arcs are faint; ~2 sky sigma in r).", "nanomaggy", gt=0.0)
 
 
 @dataclass(frozen=True)
@@ -254,6 +277,13 @@ class TrainConfig:
     stem: str = param("patch2", "ConvNeXt stem for 64x64 inputs: 'patch2' (2x2 stride 2) or 'patch4' (torchvision's).", "", choices=("patch2", "patch4"))
     augment: bool = param(True, "rot90/flip augmentation.", "")
     amp_bf16: bool = param(True, "bf16 autocast on CUDA.", "")
+    arc_snr_max: float = param(0.0, "Keep injections with arc_snr <= this (0 = no filter).", "", ge=0.0)
+    focal_alpha: float = param(-1.0, "Focal-loss positive-class weight alpha (torchvision sigmoid_focal_loss; < 0 = unweighted).", "", le=1.0)
+    shuffle_block_rows: int = param(4096, "Rows from several row groups shuffled together in each loader worker.", "count", ge=1)
+    drop_path: float = param(0.1, "ConvNeXt stochastic-depth rate.", "fraction", ge=0.0, lt=1.0)
+    grad_clip: float = param(1.0, "Clip the gradient norm at this (0 = off).", "", ge=0.0)
+    eval_bootstrap: int = param(200, "Stratified bootstrap resamples for evaluation intervals.", "count", ge=0)
+    val_split: str = param("val", "Split used to pick the best checkpoint.", "", choices=("val", "test", "train"))
 
 
 @dataclass(frozen=True)
@@ -277,6 +307,24 @@ class EmrConfig:
     execution_role_arn: str = param("", "EMR Serverless job execution role ARN.", "")
     application_id: str = param("", "Existing EMR Serverless application id (empty = create).", "")
     subnet_ids: list = param([], "Subnets for the instance fleets.", "")
+    spot_instance_types: list = param(["m5.2xlarge", "m5a.2xlarge", "m5d.2xlarge", "m6i.2xlarge"], "Spot task-fleet instance types (same vCPU count as instance_type; diversified for capacity).", "")
+    master_hourly_price_usd: float = param(0.192, "On-demand hourly price of master_instance_type.", "USD/hour", ge=0.0)
+    emr_fee_fraction: float = param(0.25, "EMR service fee as a fraction of the on-demand EC2 price (m5 family: 0.25).", "fraction", ge=0.0, le=1.0)
+    executor_cores: int = param(4, "Cores per Spark executor (one Python worker per core).", "count", ge=1, le=64)
+    executor_memory_gb: int = param(7, "Spark executor JVM heap.", "GiB", ge=1, le=512)
+    executor_overhead_gb: int = param(4, "Executor memory overhead (holds the Python workers: bank, bricks, rendering).", "GiB", ge=1, le=512)
+    parallel_efficiency: float = param(0.8, "Fraction of cluster vCPU time spent on stamps (stragglers, S3 I/O, scheduling).", "fraction", gt=0.0, le=1.0)
+    startup_minutes: float = param(12.0, "Cluster provisioning + bootstrap + step start-up time added to the wall-time estimate.", "minute", ge=0.0)
+    target_shard_mb: float = param(128.0, "Target Parquet shard (= partition) size used by `emr plan`.", "MB", gt=0.0)
+    python: str = param("archive", "Python runtime on the cluster: venv-pack 'archive' (spark.archives) or a Serverless custom 'image'.", "", choices=("archive", "image"))
+    python_prefix: str = param("/usr", "Prefix of the Python 3.11 interpreter on the nodes (EMR 7.1+: /usr/bin/python3.11); the archive's bin/python links there.", "path")
+    serverless_image_uri: str = param("", "ECR image for EMR Serverless when python = 'image' (see emr/serverless/Dockerfile).", "")
+    serverless_max_vcpu: int = param(400, "EMR Serverless application maximum capacity.", "vCPU", ge=1)
+    catalogs: str = param("", "Sweep/tractor catalogs root read by the build-tasks step (s3://).", "URL")
+    steps: list = param(["build-tasks", "generate", "report"], "Steps run by `emr launch`, in order (subset of build-tasks, generate, report).", "")
+    resume: bool = param(True, "Pass --resume to generate (a retried run keeps finished shards).", "")
+    poll_initial_seconds: float = param(15.0, "First wait between status polls (doubles each poll).", "s", gt=0.0)
+    poll_max_seconds: float = param(300.0, "Longest wait between status polls.", "s", gt=0.0)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,12 @@ a ``reason`` (never raises for bad data), with zero-filled arrays of the right s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..dataset.storage import StorageOptions
 
 
 @dataclass
@@ -27,6 +31,7 @@ class Cutout:
     ok:       False when the stamp could not be made
     reason:   why not (names the file), None when ok
     brickname: the brick the stamp centre falls in
+    note:     remarks that do not make the stamp bad (e.g. "no maskbits file: maskbits set to 0")
     """
 
     image: np.ndarray
@@ -35,9 +40,10 @@ class Cutout:
     ok: bool = True
     reason: str | None = None
     brickname: str | None = None
+    note: str | None = None
 
     @classmethod
-    def failed(cls, reason: str, size: int = 64, nbands: int = 3, brickname: str | None = None) -> "Cutout":
+    def failed(cls, reason: str, size: int = 64, nbands: int = 3, brickname: str | None = None) -> Cutout:
         """A zero-filled cutout with ``ok=False`` and the given reason."""
         return cls(
             image=np.zeros((nbands, size, size), np.float32),
@@ -47,3 +53,34 @@ class Cutout:
             reason=reason,
             brickname=brickname,
         )
+
+
+_READERS: dict = {}
+
+
+def cutout(
+    root: str,
+    ra: float,
+    dec: float,
+    size: int = 64,
+    bands: str = "grz",
+    *,
+    brickname: str | None = None,
+    options: StorageOptions | None = None,
+    cache_size: int = 8,
+) -> Cutout:
+    """The size x size stamp at (ra, dec) degrees from the bricks under ``root``.
+
+    image in nanomaggies, invvar in 1/nanomaggy^2, maskbits DR10 bits; ``ok=False`` and a reason
+    naming the file when it cannot be made (never raises for bad data). Without ``brickname`` the
+    brick is looked up in ``<root>/survey-bricks.fits.gz``. One
+    :class:`~darkhaloscope.survey.brick_reader.BrickReader` (LRU of open bricks) is kept per
+    (root, S3 endpoint) in this process.
+    """
+    from .brick_reader import BrickReader
+
+    key = (str(root), getattr(options, "endpoint", ""), getattr(options, "region", ""))
+    reader = _READERS.get(key)
+    if reader is None:
+        reader = _READERS[key] = BrickReader(root, cache_size=cache_size, options=options)
+    return reader.cutout(ra, dec, size=size, bands=bands, brickname=brickname)
