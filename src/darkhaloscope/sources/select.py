@@ -1,19 +1,42 @@
-"""Source choice per task: which bank template, its rotation and flip.
+"""Split groups of the bank, and source choice per task: which template, its rotation and flip.
 
-Deterministic from the task's random generator, and always within the task's split group, so a
-source used for ``test`` injections never appears in ``train`` (DESIGN 3.2).
+A source's ``split_group`` is a salted blake2b hash of its ``ident`` (the same fractions as the
+task splits), so it never changes when the bank is rebuilt or subsampled. Source choice is
+deterministic from the task's random generator (seeded by blake2b of (seed, task_id, stream) in
+:func:`darkhaloscope.ids.task_rng`) and always within the task's split group, so a source used
+for ``test`` injections never appears in ``train`` (DESIGN 3.2).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import numpy as np
 
+from ..config import SPLITS
 from ..errors import BankError
+from ..ids import hash_unit
 from .bank import SourceBank
 
 
+def assign_split_group(ident: str, fractions: Mapping[str, float], salt: str) -> str:
+    """Split group (train/val/test) of a source from the salted blake2b hash of its ``ident``."""
+    u = hash_unit(str(ident).strip(), salt)
+    edge = 0.0
+    for name in SPLITS:
+        edge += fractions[name]
+        if u < edge:
+            return name
+    return SPLITS[-1]
+
+
+def assign_split_groups(idents: Iterable[str], fractions: Mapping[str, float], salt: str) -> np.ndarray:
+    """:func:`assign_split_group` over many idents (array of str)."""
+    return np.array([assign_split_group(i, fractions, salt) for i in idents], dtype=str)
+
+
 def choose_source(rng: np.random.Generator, bank: SourceBank, split: str) -> int:
-    """Bank index of a source from ``split``'s group, drawn uniformly with ``rng``."""
+    """Bank index of a source from ``split``'s group, drawn uniformly with ``rng`` (one draw)."""
     candidates = bank.indices(split)
     if len(candidates) == 0:
         raise BankError(f"source bank {bank.path} has no sources in split group '{split}'", path=bank.path, field="split_group")
