@@ -1,0 +1,290 @@
+"""The heart: one task + its cutout + the source bank + the config -> one stamp row.
+
+``inject`` is a pure function (no Spark, no I/O): every random draw comes from
+``task_rng(cfg.seed, task_id, stream)`` with the named streams ``"lens"`` (lens and source
+position), ``"source"`` (template, orientation, colours, dmag) and ``"noise"`` (arc shot noise),
+so a row is a function of (task, cutout, bank, config) only. The path of one injection:
+
+    params.draw_lens / draw_source_position      lens (SIE + shear) and source position
+    sources.select / sources.colours             template, rotation, flip, band magnitudes
+    physics.render.render_unit                   lensed unit-flux image, traced once for all bands
+    physics.psf.convolve_bands                   per-band Moffat, times each band's flux
+    physics.noise.arc_poisson_noise              the arc's own shot noise
+    physics.metrics                              SNRs on good pixels, lensed HLR, magnification
+
+Controls pass through with the same cutout handling. A stamp that cannot be made keeps its
+row with ``cutout_ok = False`` and a reason; numeric columns are null, never NaN.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ._version import code_version
+from .config import Config, config_hash
+from .dataset.schema import COLUMN_NAMES
+from .dataset.stamp import encode_arc, encode_stamp
+from .errors import BankError, PhysicsError
+from .ids import task_rng
+from .physics import metrics
+from .physics.noise import arc_poisson_noise, sky_nanomaggies_per_pixel
+from .physics.params import LensParams, draw_lens, draw_source_position, f32, lrg_offset_arcsec
+from .physics.psf import convolve_bands, moffat_kernel
+from .physics.render import SourcePlacement, render_unit
+from .sources.bank import SourceBank
+from .sources.colours import band_magnitudes, draw_colours, mag_to_nanomaggies, nanomaggies_to_mag
+from .sources.select import choose_source, draw_orientation
+from .survey.cutout import Cutout
+
+ROW_BANDS = "grz"  # bands with their own columns in the stamp schema
+_HASHES: dict[int, tuple[Config, str]] = {}
+_BANK_INDEX: dict[int, tuple[Any, dict[int, int]]] = {}
+
+
+# -- small helpers ---------------------------------------------------------------------------
+def _config_hash(cfg: Config) -> str:
+    """config_hash(cfg), computed once per config object."""
+    hit = _HASHES.get(id(cfg))
+    if hit is None or hit[0] is not cfg:
+        if len(_HASHES) > 32:
+            _HASHES.clear()
+        hit = _HASHES[id(cfg)] = (cfg, config_hash(cfg))
+    return hit[1]
+
+
+def _num(value: Any) -> float | None:
+    """A finite float, or None (None, NaN, inf and non-numbers)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _f32_or_none(value: Any) -> float | None:
+    v = _num(value)
+    return None if v is None else f32(v)
+
+
+def _snr_band(bands: str) -> int:
+    """Index of the band the SNRs, HLR and magnification are measured in: r (else the first)."""
+    return bands.index("r") if "r" in bands else 0
+
+
+def _base_row(task: Mapping[str, Any], cutout: Cutout, cfg: Config) -> dict:
+    row = dict.fromkeys(COLUMN_NAMES)
+    row.update(
+        task_id=int(task["task_id"]),
+        galaxy_id=str(task["galaxy_id"]),
+        brickname=str(task.get("brickname") or cutout.brickname or ""),
+        ra=float(task["ra"]),
+        dec=float(task["dec"]),
+        split=str(task["split"]),
+        role=str(task["role"]),
+        cutout_ok=True,
+        seed=int(cfg.seed),
+        supersampling=int(cfg.render.supersampling),
+        config_hash=_config_hash(cfg),
+        code_version=code_version(),
+    )
+    for b in ROW_BANDS:
+        row[f"psf_fwhm_{b}"] = _f32_or_none(task.get(f"psfsize_{b}"))
+        row[f"psfdepth_{b}"] = _f32_or_none(task.get(f"psfdepth_{b}"))
+        row[f"flux_{b}"] = _f32_or_none(task.get(f"flux_{b}"))
+    return row
+
+
+def _problem(task: Mapping[str, Any], cutout: Cutout, cfg: Config) -> str | None:
+    """Why this task's stamp cannot be made (the same rules for controls and injections)."""
+    if not cutout.ok:
+        return cutout.reason or "cutout failed (no reason given)"
+    nb, s = len(cfg.survey.bands), cfg.survey.stamp_size
+    for name, arr, shape in (("image", cutout.image, (nb, s, s)), ("invvar", cutout.invvar, (nb, s, s)), ("maskbits", cutout.maskbits, (s, s))):
+        if np.shape(arr) != shape:
+            return f"cutout {name} has shape {np.shape(arr)}, expected {shape}"
+    for name, arr in (("image", cutout.image), ("invvar", cutout.invvar)):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            per_band = {cfg.survey.bands[b]: int(bad[b].sum()) for b in range(nb) if bad[b].any()}
+            return f"cutout {name} has non-finite pixels (per band: {per_band})"
+    if (cutout.invvar < 0).any():
+        return "cutout invvar has negative pixels"
+    if not (cutout.invvar > 0).any():
+        return "cutout invvar is zero everywhere (no data)"
+    for b in cfg.survey.bands:
+        fwhm = _num(task.get(f"psfsize_{b}"))
+        if fwhm is None or fwhm <= 0:
+            return f"psfsize_{b} is missing or not positive ({task.get(f'psfsize_{b}')!r}): no PSF to convolve with"
+    if cfg.source.brightness_mode == "dmag":
+        flux_r = _num(task.get("flux_r"))
+        if flux_r is None or flux_r <= 0:
+            return f"brightness_mode 'dmag' needs the host flux_r > 0, got {task.get('flux_r')!r}"
+    return None
+
+
+def _bank_index(bank: SourceBank, cosmos_index: int) -> int:
+    """Bank row of a ``cosmos_index`` (memoised per bank object)."""
+    hit = _BANK_INDEX.get(id(bank))
+    if hit is None or hit[0]() is not bank:
+        lookup = {int(c): i for i, c in enumerate(np.asarray(bank.meta["cosmos_index"]))}
+        hit = _BANK_INDEX[id(bank)] = (weakref.ref(bank), lookup)
+    try:
+        return hit[1][int(cosmos_index)]
+    except KeyError:
+        raise BankError(f"cosmos_index {cosmos_index} is not in source bank {bank.path}", path=bank.path, field="cosmos_index") from None
+
+
+# -- the arc ---------------------------------------------------------------------------------
+def render_arc(
+    template: np.ndarray, lens: LensParams, src: SourcePlacement, mags: Mapping[str, float], fwhms: Mapping[str, float], cfg: Config, supersampling: int
+) -> np.ndarray:
+    """Noiseless arc float32 [B, S, S] (nanomaggies per pixel), bands of ``cfg.survey.bands``.
+
+    The lensed unit-flux image is traced once; each band is that image convolved with its
+    Moffat (FWHM ``fwhms[b]`` arcsec) times the band flux 10^((22.5 - mags[b]) / 2.5).
+    """
+    bands = cfg.survey.bands
+    unit = render_unit(
+        template, lens, src, cfg.survey.stamp_size, cfg.survey.pixel_scale, supersampling,
+        faint_supersampling=cfg.render.faint_supersampling, core_fraction=cfg.render.core_fraction,
+    )
+    conv = convolve_bands(unit, [float(fwhms[b]) for b in bands], cfg.survey.pixel_scale, cfg.render.moffat_beta, cfg.render.psf_flux_fraction)
+    flux = np.array([float(mag_to_nanomaggies(float(mags[b]))) for b in bands])
+    return (conv * flux[:, None, None]).astype(np.float32)
+
+
+def unlensed_fraction_in_stamp(src_x: float, src_y: float, fwhm: float, cfg: Config) -> float:
+    """Fraction of an unlensed source at (src_x, src_y) arcsec that the PSF keeps in the stamp.
+
+    The source is treated as compact against the stamp margin (it lies within theta_E of the
+    centre): the fraction is the sum of the band's kernel placed at the source position and
+    clipped to the stamp.
+    """
+    s, pix = cfg.survey.stamp_size, cfg.survey.pixel_scale
+    k = moffat_kernel(float(fwhm), pix, cfg.render.moffat_beta, cfg.render.psf_flux_fraction, s - 1)
+    r = k.shape[0] // 2
+    col = int(round(src_x / pix + (s - 1) / 2.0))
+    row = int(round(src_y / pix + (s - 1) / 2.0))
+    r0, r1 = max(0, r - row), min(k.shape[0], r + (s - row))
+    c0, c1 = max(0, r - col), min(k.shape[1], r + (s - col))
+    return float(k[r0:r1, c0:c1].sum()) if r1 > r0 and c1 > c0 else 0.0
+
+
+def _draw(task: Mapping[str, Any], bank: SourceBank, cfg: Config) -> dict:
+    """Every random parameter of one injection, float32-rounded (what the row keeps)."""
+    seed, task_id = cfg.seed, int(task["task_id"])
+    s, pix = cfg.survey.stamp_size, cfg.survey.pixel_scale
+    rng_lens = task_rng(seed, task_id, "lens")
+    lens = draw_lens(rng_lens, cfg.lens, pix, lrg_offset_arcsec(task.get("bx"), task.get("by"), s, pix))
+    src_x, src_y = draw_source_position(rng_lens, lens, cfg.lens)
+
+    rng_src = task_rng(seed, task_id, "source")
+    index = choose_source(rng_src, bank, str(task["split"]))
+    rotation, flip = draw_orientation(rng_src)
+    colours = draw_colours(rng_src, cfg.source)
+    dmag_draw = rng_src.uniform(cfg.source.dmag_min, cfg.source.dmag_max)  # drawn in both modes: stable streams
+
+    flux_r = _num(task.get("flux_r"))
+    host_mag_r = float(nanomaggies_to_mag(flux_r)) if flux_r is not None and flux_r > 0 else None
+    if cfg.source.brightness_mode == "catalog":
+        mag_r = float(bank.meta["mag_f814w"][index]) + cfg.source.mag_shift + colours["r_minus_i"]
+        src_dmag = None if host_mag_r is None else mag_r - host_mag_r
+    else:
+        mag_r = host_mag_r + dmag_draw
+        src_dmag = dmag_draw
+    mags = {b: f32(m) for b, m in band_magnitudes(mag_r, colours, cfg.survey.bands).items()}
+    return {
+        "index": index,
+        "lens": lens,
+        "src": SourcePlacement(src_x, src_y, f32(rotation), bool(flip), float(bank.pixel_scale)),
+        "mags": mags,
+        "src_dmag": None if src_dmag is None else f32(src_dmag),
+    }
+
+
+# -- public ----------------------------------------------------------------------------------
+def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Config) -> dict:
+    """One full stamp row (keys exactly ``dataset.schema.COLUMN_NAMES``) for one task.
+
+    task: a task-table row (task_id, galaxy_id, brickname, ra, dec, bx, by, split, role,
+    flux_g/r/z (nanomaggies), psfsize_g/r/z (arcsec FWHM), psfdepth_g/r/z, ...).
+    cutout: the task's stamp (image/invvar float32 [B,S,S], maskbits int32 [S,S]).
+    """
+    row = _base_row(task, cutout, cfg)
+    role = row["role"]
+    if role not in ("control", "injection"):
+        raise PhysicsError(f"task {row['task_id']} has role {role!r}, expected 'control' or 'injection'", field="role", row=row["task_id"])
+    problem = _problem(task, cutout, cfg)
+    if problem is not None:
+        row.update(cutout_ok=False, cutout_reason=problem)
+        if role == "injection":
+            row["snr_reason"] = f"no stamp: {problem}"
+        return row
+    if role == "control":
+        row["stamp_npz"] = encode_stamp(cutout.image, cutout.invvar, cutout.maskbits)
+        return row
+
+    bands = cfg.survey.bands
+    p = _draw(task, bank, cfg)
+    lens, src, mags = p["lens"], p["src"], p["mags"]
+    fwhms = {b: row[f"psf_fwhm_{b}"] if b in ROW_BANDS else f32(float(task[f"psfsize_{b}"])) for b in bands}
+    template = bank.template(p["index"])
+    arc = render_arc(template, lens, src, mags, fwhms, cfg, cfg.render.supersampling)
+
+    invvar = cutout.invvar
+    add = arc.astype(np.float64)
+    if cfg.render.arc_poisson_noise:
+        sky = sky_nanomaggies_per_pixel(bands, cfg.render.sky_mag_arcsec2, cfg.survey.pixel_scale)
+        add = add + arc_poisson_noise(task_rng(cfg.seed, row["task_id"], "noise"), arc, invvar, sky)
+    image = (cutout.image.astype(np.float64) + np.where(invvar > 0, add, 0.0)).astype(np.float32)
+    row["stamp_npz"] = encode_stamp(image, invvar, cutout.maskbits)
+    if cfg.render.write_arc:
+        row["arc_npz"] = encode_arc(arc)
+
+    meta = bank.meta
+    row.update(
+        theta_e=lens.theta_e, lens_e1=lens.e1, lens_e2=lens.e2, shear_g1=lens.g1, shear_g2=lens.g2, lens_x=lens.x, lens_y=lens.y,
+        cosmos_index=int(meta["cosmos_index"][p["index"]]),
+        cosmos_ident=str(meta["ident"][p["index"]]) if "ident" in meta else None,
+        src_x=src.x, src_y=src.y, src_rotation_deg=src.rotation_deg, src_flip=src.flip,
+        src_dmag=p["src_dmag"], brightness_mode=cfg.source.brightness_mode,
+        source_hlr_arcsec=_f32_or_none(meta["hlr_arcsec"][p["index"]]) if "hlr_arcsec" in meta else None,
+    )
+    for b in ROW_BANDS:
+        if b in bands:
+            row[f"src_mag_{b}"] = mags[b]
+            row[f"arc_flux_{b}"] = _num(arc[bands.index(b)].sum(dtype=np.float64))
+
+    k = _snr_band(bands)
+    snr, snr_sum, snr_region, reason = metrics.snr_metrics(arc[k], invvar[k], cutout.maskbits)
+    row.update(arc_snr=_num(snr), arc_snr_sum=_num(snr_sum), arc_snr_region=_num(snr_region), snr_reason=reason)
+    row["lensed_hlr_arcsec"] = _num(metrics.half_light_radius(arc[k], cfg.survey.pixel_scale))
+    b = bands[k]
+    unlensed = float(mag_to_nanomaggies(mags[b])) * float(template.sum(dtype=np.float64)) * unlensed_fraction_in_stamp(src.x, src.y, fwhms[b], cfg)
+    row["magnification"] = _num(arc[k].sum(dtype=np.float64) / unlensed) if unlensed > 0 else None
+    return row
+
+
+def render_arc_from_row(row: Mapping[str, Any], bank: SourceBank, cfg: Config) -> np.ndarray:
+    """Re-render a row's noiseless arc (float32 [B, S, S], nanomaggies) from its stored
+    parameters and the bank; bit-identical to the row's ``arc_npz`` under the dataset's config
+    (Moffat beta, PSF flux fraction, stamp geometry and bands come from ``cfg``)."""
+    if row.get("role") != "injection" or row.get("theta_e") is None:
+        raise PhysicsError(f"row {row.get('task_id')} has no arc to re-render (role {row.get('role')!r})", row=row.get("task_id"), field="theta_e")
+    bands = cfg.survey.bands
+    if any(b not in ROW_BANDS for b in bands):
+        raise PhysicsError(f"rows only store g, r, z magnitudes; cannot re-render bands {bands!r}", field="survey.bands")
+    lens = LensParams(
+        theta_e=float(row["theta_e"]), e1=float(row["lens_e1"]), e2=float(row["lens_e2"]),
+        g1=float(row["shear_g1"]), g2=float(row["shear_g2"]), x=float(row["lens_x"]), y=float(row["lens_y"]),
+    )
+    src = SourcePlacement(float(row["src_x"]), float(row["src_y"]), float(row["src_rotation_deg"]), bool(row["src_flip"]), float(bank.pixel_scale))
+    mags = {b: float(row[f"src_mag_{b}"]) for b in bands}
+    fwhms = {b: float(row[f"psf_fwhm_{b}"]) for b in bands}
+    template = bank.template(_bank_index(bank, int(row["cosmos_index"])))
+    return render_arc(template, lens, src, mags, fwhms, cfg, int(row["supersampling"]))
