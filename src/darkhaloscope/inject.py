@@ -7,7 +7,7 @@ so a row is a function of (task, cutout, bank, config) only. The path of one inj
 
     params.draw_lens / draw_source_position      lens (SIE + shear) and source position
     sources.select / sources.colours             template, rotation, flip, band magnitudes
-    physics.render.render_unit                   lensed unit-flux image, traced once for all bands
+    physics.fastrender.render_unit_fast          lensed unit-flux image (compiled), traced once for all bands
     physics.psf.convolve_bands                   per-band Moffat, times each band's flux
     physics.noise.arc_poisson_noise              the arc's own shot noise
     physics.metrics                              SNRs on good pixels, lensed HLR, magnification
@@ -32,10 +32,11 @@ from .dataset.stamp import encode_arc, encode_stamp
 from .errors import BankError, PhysicsError
 from .ids import task_rng
 from .physics import metrics
+from .physics.fastrender import render_unit_fast
 from .physics.noise import arc_poisson_noise, sky_nanomaggies_per_pixel
 from .physics.params import LensParams, draw_lens, draw_source_position, f32, lrg_offset_arcsec
 from .physics.psf import convolve_bands, moffat_kernel
-from .physics.render import SourcePlacement, render_unit
+from .physics.render import SourcePlacement
 from .sources.bank import SourceBank
 from .sources.colours import band_magnitudes, draw_colours, mag_to_nanomaggies, nanomaggies_to_mag
 from .sources.select import choose_source, draw_orientation
@@ -149,9 +150,10 @@ def render_arc(
     Moffat (FWHM ``fwhms[b]`` arcsec) times the band flux 10^((22.5 - mags[b]) / 2.5).
     """
     bands = cfg.survey.bands
-    unit = render_unit(
+    unit = render_unit_fast(
         template, lens, src, cfg.survey.stamp_size, cfg.survey.pixel_scale, supersampling,
         faint_supersampling=cfg.render.faint_supersampling, core_fraction=cfg.render.core_fraction,
+        ray_spacing=cfg.render.ray_spacing,
     )
     conv = convolve_bands(unit, [float(fwhms[b]) for b in bands], cfg.survey.pixel_scale, cfg.render.moffat_beta, cfg.render.psf_flux_fraction)
     flux = np.array([float(mag_to_nanomaggies(float(mags[b]))) for b in bands])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from darkhaloscope.config import Config
+from darkhaloscope.physics.fastrender import render_unit_fast
 from darkhaloscope.physics.params import LensParams
 from darkhaloscope.physics.psf import convolve_bands, moffat_kernel
 from darkhaloscope.physics.reference import cosmos_templates, galsim_templates, lenstronomy_arc
@@ -20,6 +21,11 @@ SS = R.supersampling
 def templates(shared_data):
     """Four GalSim clumpy galaxies and seven real HST galaxies (with their noise)."""
     return np.concatenate([galsim_templates(4, seed=1), cosmos_templates(shared_data)])
+
+
+def _production(*args, **kw) -> np.ndarray:
+    """The renderer inject() uses: compiled, direction table, config ray spacing."""
+    return render_unit_fast(*args, ray_spacing=R.ray_spacing, **kw)
 
 
 def _gaussian_template(sigma_arcsec: float, n: int = 128, scale: float = 0.03) -> np.ndarray:
@@ -43,8 +49,9 @@ def test_flux_conservation_without_lens(templates):
     lens = LensParams(1e-6)
     for t in templates:
         src = SourcePlacement(0.2, -0.1, 30.0, False, 0.03)
-        arc = convolve_bands(render_unit(t, lens, src, 64, PIX, SS, faint_supersampling=R.faint_supersampling, core_fraction=R.core_fraction), [1.2], PIX)[0]
-        assert abs(arc.sum() / t.sum(dtype=np.float64) - 1) < 0.005
+        for render in (render_unit, _production):
+            arc = convolve_bands(render(t, lens, src, 64, PIX, SS, faint_supersampling=R.faint_supersampling, core_fraction=R.core_fraction), [1.2], PIX)[0]
+            assert abs(arc.sum() / t.sum(dtype=np.float64) - 1) < 0.005
 
 
 def test_sis_ring_radius():
@@ -68,7 +75,7 @@ def test_sis_magnification_analytic():
 
 
 def test_random_configurations_against_lenstronomy_ss16(templates):
-    """100 random lenses / sources / PSFs: p99 of the max pixel error (fraction of the peak) of the
+    """The production renderer on 100 random lenses / sources / PSFs: p99 of the max pixel error (fraction of the peak) of the
     PSF-convolved arc against lenstronomy ImageModel at ss=16 is <= 1 %, flux p90 <= 0.5 %.
     (A 40-pixel stamp keeps the converged reference affordable; both sides use it.)"""
     rng = np.random.default_rng(2024)
@@ -81,7 +88,7 @@ def test_random_configurations_against_lenstronomy_ss16(templates):
         src = SourcePlacement(lens.x + r * np.cos(a), lens.y + r * np.sin(a), rng.uniform(0, 360), bool(rng.integers(2)), 0.03)
         t = templates[rng.integers(len(templates))]
         fwhm = rng.uniform(0.9, 1.8)
-        ours = convolve_bands(render_unit(t, lens, src, size, PIX, SS, faint_supersampling=R.faint_supersampling, core_fraction=R.core_fraction), [fwhm], PIX)[0]
+        ours = convolve_bands(_production(t, lens, src, size, PIX, SS, faint_supersampling=R.faint_supersampling, core_fraction=R.core_fraction), [fwhm], PIX)[0]
         ref = lenstronomy_arc(t, lens, src, size, PIX, 16, kernel=moffat_kernel(fwhm, PIX, max_radius=size - 1))
         errs.append(np.abs(ours - ref).max() / ref.max())
         flux_errs.append(abs(ours.sum() / ref.sum() - 1))
