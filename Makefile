@@ -35,7 +35,7 @@ bank: $(STAMP)
 	$(DHS) build-bank --config $(CONFIG) --out $(OUT)/bank.h5
 
 dataset: tasks bank
-	$(DHS) generate --config $(CONFIG) --tasks $(OUT)/tasks --bricks $(OUT)/survey --bank $(OUT)/bank.h5 --out $(OUT)/dataset
+	$(DHS) generate --config $(CONFIG) --tasks $(OUT)/tasks --bricks $(OUT)/survey --bank $(OUT)/bank.h5 --out $(OUT)/dataset --master "local[2]" --summary-json $(OUT)/dataset/generate-summary.json
 
 report: dataset
 	$(DHS) report --config $(CONFIG) --dataset $(OUT)/dataset/demo --bank $(OUT)/bank.h5

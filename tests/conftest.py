@@ -26,6 +26,10 @@ def spark():
     """A Spark local[2] session for the whole test run."""
     from darkhaloscope.spark.session import get_spark
 
+    # Python workers inherit the JVM's environment at launch: the loopback S3 server's dummy
+    # credentials must be there before the session starts, or executors sign no S3 request.
+    for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1")):
+        os.environ.setdefault(key, value)
     session = get_spark("darkhaloscope-tests", master="local[2]")
     yield session
     session.stop()

@@ -16,9 +16,16 @@ from .storage import StorageOptions, filesystem_for, join
 
 
 def split_dataset(root: str, split: str | None = None, options: StorageOptions | None = None) -> pads.Dataset:
-    """A pyarrow dataset over ``<root>/split=<split>/*.parquet`` (all splits when ``split`` is None)."""
+    """A pyarrow dataset over ``<root>/split=<split>/*.parquet`` (all splits when ``split`` is None).
+
+    Files starting with ``_`` or ``.`` (manifest, _SUCCESS, temporary files) are ignored."""
+    from pyarrow import fs as pafs
+
     fs, path = filesystem_for(root, options)
     base = join(path, f"split={split}") if split else path
+    if fs.get_file_info(base).type == pafs.FileType.NotFound:
+        # A split with no shards (tiny runs) reads as empty, not as an error.
+        return pads.dataset([], schema=STAMP_SCHEMA)
     return pads.dataset(
         base,
         filesystem=fs,

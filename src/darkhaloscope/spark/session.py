@@ -18,7 +18,9 @@ def get_spark(app_name: str = "darkhaloscope", master: str | None = None, conf: 
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
-        python = os.environ.get("PYSPARK_PYTHON", sys.executable)
+        # PySpark starts local workers with $PYSPARK_PYTHON (default: "python3" on PATH, which
+        # is not the venv); the spark.pyspark.python conf is read only by spark-submit.
+        python = os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = (
             builder.config("spark.pyspark.python", python)
             .config("spark.pyspark.driver.python", sys.executable)

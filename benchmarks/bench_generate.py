@@ -1,0 +1,148 @@
+"""Generate-job throughput and size on the synthetic survey, measured in this run.
+
+Builds (once, under ``<out>/generate_inputs``) the synthetic survey, task table and procedural
+bank of ``cfg``; takes a fixed subset of the tasks (every brick, ``N_TASKS`` tasks); then runs the
+same work three times: Spark local[2] cold, Spark local[2] warm (same session, workers reused),
+and a 2-process ``multiprocessing`` pool of the same per-partition function. Also times each
+stage of one stamp in a single process (cutout, inject, row finishing, shard write per codec).
+
+Figures (flat, medians or totals of this run; nothing is asserted):
+``end_to_end_core_ms_per_stamp`` (warm Spark wall x 2 cores / stamps), ``spark_over_multiprocessing``
+(warm Spark wall / pool wall), ``bytes_per_stamp`` (shard bytes / rows, whole rows), and more.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+N_TASKS = 800
+REPEATS = 2
+CORES = 2
+
+
+def _inputs(cfg, out: Path) -> dict:
+    """Build survey, tasks and bank with the real commands unless already there for this config."""
+    import yaml
+
+    from darkhaloscope.cli import main as cli
+    from darkhaloscope.config import config_hash, config_to_dict
+
+    base = out / "generate_inputs"
+    marker = base / f".built-{config_hash(cfg)}"
+    cfgfile = base / "config.yaml"
+    if not marker.exists():
+        shutil.rmtree(base, ignore_errors=True)
+        base.mkdir(parents=True)
+        cfgfile.write_text(yaml.safe_dump(config_to_dict(cfg)))
+        for argv in (["build-survey", "--out", str(base / "survey")],
+                     ["build-tasks", "--catalogs", str(base / "survey" / "tractor"), "--out", str(base / "tasks")],
+                     ["build-bank", "--out", str(base / "bank.h5")]):
+            assert cli([argv[0], "--config", str(cfgfile), *argv[1:]]) == 0, argv
+        marker.touch()
+    subset = base / f"tasks_{N_TASKS}"
+    if not subset.exists():
+        table = pq.read_table(base / "tasks").sort_by("task_id")
+        step = max(1, table.num_rows // N_TASKS)
+        subset.mkdir()
+        pq.write_table(table.take(list(range(0, table.num_rows, step))[:N_TASKS]), subset / "part-00000.parquet")
+    return {"tasks": str(subset), "survey": str(base / "survey"), "bank": str(base / "bank.h5")}
+
+
+def _stages(cfg, inputs: dict, out: Path, n: int = 150) -> dict:
+    """Single-process per-stamp timings of each stage (ms) and shard bytes per codec."""
+    from darkhaloscope.dataset.storage import StorageOptions
+    from darkhaloscope.dataset.writer import ShardWriter, WriterSettings
+    from darkhaloscope.spark.partition import JobContext, PartitionResources, finish_row
+
+    ctx = JobContext.create(cfg, str(out / "stages"), inputs["survey"], inputs["bank"], StorageOptions())
+    res = PartitionResources(ctx)
+    res.open_all()
+    tasks = pq.read_table(inputs["tasks"]).to_pylist()[:n]
+    t_cut, t_inj, t_fin, rows = [], [], [], []
+    for task in tasks:
+        a = time.perf_counter()
+        cut = res.reader.cutout(task["ra"], task["dec"], cfg.survey.stamp_size, cfg.survey.bands, brickname=task["brickname"])
+        b = time.perf_counter()
+        row = res.inject(task, cut, res.bank, cfg)
+        c = time.perf_counter()
+        rows.append(finish_row(row, task, ctx))
+        d = time.perf_counter()
+        t_cut.append(b - a)
+        t_inj.append(c - b)
+        t_fin.append(d - c)
+    res.close()
+    inj = [t for t, task in zip(t_inj, tasks, strict=True) if task["role"] == "injection"]
+    figures = {  # means: a brick's first cutout (opening it) and injections vs controls matter
+        "generate_cutout_ms_mean": 1e3 * statistics.fmean(t_cut),
+        "generate_cutout_ms_median": 1e3 * statistics.median(t_cut),
+        "generate_inject_ms_mean": 1e3 * statistics.fmean(t_inj),
+        "generate_inject_ms_mean_injections": 1e3 * statistics.fmean(inj) if inj else 0.0,
+        "generate_finish_row_ms_mean": 1e3 * statistics.fmean(t_fin),
+    }
+    for codec, level in (("gzip", 1), ("gzip", 6), ("zstd", 3), ("none", None)):
+        path = out / "stages" / f"{codec}{level or ''}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        w = ShardWriter(str(path), WriterSettings(codec, level, cfg.generate.row_group_rows))
+        w.write_rows(rows)
+        s = w.close()
+        name = f"{codec}{level or ''}"
+        figures[f"generate_write_ms_{name}"] = 1e3 * (time.perf_counter() - t0) / len(rows)
+        figures[f"bytes_per_stamp_{name}"] = s.bytes / len(rows)
+        md = pq.ParquetFile(path).metadata
+        stamp_bytes = sum(md.row_group(g).column(c).total_compressed_size for g in range(md.num_row_groups)
+                          for c in range(md.num_columns) if md.row_group(g).column(c).path_in_schema == "stamp_npz")
+        figures[f"stamp_npz_bytes_per_stamp_{name}"] = stamp_bytes / len(rows)
+    return figures
+
+
+def run(cfg, out_dir) -> dict:
+    from darkhaloscope.config import replace
+    from darkhaloscope.spark.job import run as run_spark
+    from darkhaloscope.spark.job import run_multiprocessing
+    from darkhaloscope.spark.session import get_spark
+
+    out = Path(out_dir)
+    inputs = _inputs(cfg, out)
+    # one partition per core-sized share of bricks; gzip level as configured
+    cfg = replace(cfg, **{"generate.n_partitions": max(CORES, cfg.generate.n_partitions)})
+    figures = _stages(cfg, inputs, out)
+    spark = get_spark("darkhaloscope-bench-generate", f"local[{CORES}]")
+
+    def timed(fn, label):
+        t0 = time.perf_counter()
+        summary = fn(str(out / f"bench_{label}"))
+        return time.perf_counter() - t0, summary
+
+    def spark_run(path):
+        return run_spark(spark, cfg, inputs["tasks"], inputs["survey"], inputs["bank"], path)
+
+    def mp_run(path):
+        return run_multiprocessing(cfg, inputs["tasks"], inputs["survey"], inputs["bank"], path, processes=CORES)
+
+    cold, s = timed(spark_run, "spark_cold")
+    # alternate warm Spark and pool runs (the machine is shared: medians of REPEATS each)
+    warm, pool = [], []
+    for _ in range(REPEATS):
+        warm.append(timed(spark_run, "spark_warm")[0])
+        t, m = timed(mp_run, "mp")
+        pool.append(t)
+        assert m["rows"] == s["rows"]
+    walls = {"spark_cold": cold, "spark_warm": statistics.median(warm), "multiprocessing": statistics.median(pool)}
+    rows, nbytes = s["rows"], s["bytes"]
+    figures.update({
+        "end_to_end_core_ms_per_stamp": 1e3 * walls["spark_warm"] * CORES / rows,
+        "end_to_end_core_ms_per_stamp_spark_cold": 1e3 * walls["spark_cold"] * CORES / rows,
+        "end_to_end_core_ms_per_stamp_multiprocessing": 1e3 * walls["multiprocessing"] * CORES / rows,
+        "spark_over_multiprocessing": walls["spark_warm"] / walls["multiprocessing"],
+        "bytes_per_stamp": nbytes / rows,
+        "generate_bench_stamps": rows,
+    })
+    for name in ("bench_spark_cold", "bench_spark_warm", "bench_mp", "stages"):
+        shutil.rmtree(out / name, ignore_errors=True)
+    return figures
