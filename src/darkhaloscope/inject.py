@@ -9,8 +9,9 @@ so a row is a function of (task, cutout, bank, config) only. The path of one inj
     sources.select / sources.colours             template, rotation, flip, band magnitudes
     physics.fastrender.render_unit_fast          lensed unit-flux image (compiled), traced once for all bands
     physics.psf.convolve_bands                   per-band Moffat, times each band's flux
-    physics.noise.arc_poisson_noise              the arc's own shot noise
-    physics.metrics                              SNRs on good pixels, lensed HLR, magnification
+    physics.fastrow.noise_pixels / add_arc       the arc's own shot noise, added where there is data
+    physics.fastrow                              SNRs on good pixels, lensed HLR, magnification
+                                                 (compiled equivalents of physics.noise / physics.metrics)
 
 Controls pass through with the same cutout handling. A stamp that cannot be made keeps its
 row with ``cutout_ok = False`` and a reason; numeric columns are null, never NaN.
@@ -31,9 +32,9 @@ from .dataset.schema import COLUMN_NAMES
 from .dataset.stamp import encode_arc, encode_stamp
 from .errors import BankError, PhysicsError
 from .ids import task_rng
-from .physics import metrics
+from .physics import fastrow
 from .physics.fastrender import render_unit_fast
-from .physics.noise import arc_poisson_noise, sky_nanomaggies_per_pixel
+from .physics.noise import ARC_NOISE_MIN_SKY_FRACTION, sky_nanomaggies_per_pixel
 from .physics.params import LensParams, draw_lens, draw_source_position, f32, lrg_offset_arcsec
 from .physics.psf import convolve_bands, moffat_kernel
 from .physics.render import SourcePlacement
@@ -209,6 +210,45 @@ def _draw(task: Mapping[str, Any], bank: SourceBank, cfg: Config) -> dict:
     }
 
 
+def _add_arc(arc: np.ndarray, cutout: Cutout, task_id: int, cfg: Config) -> np.ndarray:
+    """The stamp image float32 [B, S, S]: cutout + arc + the arc's shot noise where invvar > 0.
+
+    Shot noise (physics.noise, on with ``render.arc_poisson_noise``): one Poisson draw per pixel
+    with arc >= ARC_NOISE_MIN_SKY_FRACTION x the band's sky level and invvar > 0, in C order over
+    (band, row, col), from the task's ``"noise"`` stream (sums in float64, as noise.arc_poisson_noise).
+    """
+    invvar = cutout.invvar
+    n = 0
+    index = np.empty(0, np.int64)
+    lam = np.empty(0)
+    counts = np.empty(0, np.int64)
+    sky = np.ones(arc.shape[0])
+    if cfg.render.arc_poisson_noise:
+        sky = _sky(cfg)
+        index, lam = np.empty(arc.size, np.int64), np.empty(arc.size)
+        n = fastrow.noise_pixels(arc, invvar, sky, ARC_NOISE_MIN_SKY_FRACTION, index, lam)
+        if n:
+            counts = task_rng(cfg.seed, task_id, "noise").poisson(lam[:n])
+    image = np.empty(arc.shape, np.float32)
+    fastrow.add_arc(cutout.image, arc, invvar, sky, index[:n], lam[:n], counts, image)
+    return image
+
+
+_SKY: dict[int, tuple[Config, np.ndarray]] = {}
+
+
+def _sky(cfg: Config) -> np.ndarray:
+    """Sky level per band (nanomaggies per pixel), computed once per config object."""
+    hit = _SKY.get(id(cfg))
+    if hit is None or hit[0] is not cfg:
+        if len(_SKY) > 32:
+            _SKY.clear()
+        sky = sky_nanomaggies_per_pixel(cfg.survey.bands, cfg.render.sky_mag_arcsec2, cfg.survey.pixel_scale)
+        sky.flags.writeable = False
+        hit = _SKY[id(cfg)] = (cfg, sky)
+    return hit[1]
+
+
 # -- public ----------------------------------------------------------------------------------
 def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Config) -> dict:
     """One full stamp row (keys exactly ``dataset.schema.COLUMN_NAMES``) for one task.
@@ -239,11 +279,7 @@ def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Confi
     arc = render_arc(template, lens, src, mags, fwhms, cfg, cfg.render.supersampling)
 
     invvar = cutout.invvar
-    add = arc.astype(np.float64)
-    if cfg.render.arc_poisson_noise:
-        sky = sky_nanomaggies_per_pixel(bands, cfg.render.sky_mag_arcsec2, cfg.survey.pixel_scale)
-        add = add + arc_poisson_noise(task_rng(cfg.seed, row["task_id"], "noise"), arc, invvar, sky)
-    image = (cutout.image.astype(np.float64) + np.where(invvar > 0, add, 0.0)).astype(np.float32)
+    image = _add_arc(arc, cutout, row["task_id"], cfg)
     row["stamp_npz"] = encode_stamp(image, invvar, cutout.maskbits)
     if cfg.render.write_arc:
         row["arc_npz"] = encode_arc(arc)
@@ -257,18 +293,19 @@ def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Confi
         src_dmag=p["src_dmag"], brightness_mode=cfg.source.brightness_mode,
         source_hlr_arcsec=_f32_or_none(meta["hlr_arcsec"][p["index"]]) if "hlr_arcsec" in meta else None,
     )
+    flux = fastrow.band_sums(arc)
     for b in ROW_BANDS:
         if b in bands:
             row[f"src_mag_{b}"] = mags[b]
-            row[f"arc_flux_{b}"] = _num(arc[bands.index(b)].sum(dtype=np.float64))
+            row[f"arc_flux_{b}"] = _num(flux[bands.index(b)])
 
     k = _snr_band(bands)
-    snr, snr_sum, snr_region, reason = metrics.snr_metrics(arc[k], invvar[k], cutout.maskbits)
+    snr, snr_sum, snr_region, reason = fastrow.snr_metrics_fast(arc[k], invvar[k], cutout.maskbits)
     row.update(arc_snr=_num(snr), arc_snr_sum=_num(snr_sum), arc_snr_region=_num(snr_region), snr_reason=reason)
-    row["lensed_hlr_arcsec"] = _num(metrics.half_light_radius(arc[k], cfg.survey.pixel_scale))
+    row["lensed_hlr_arcsec"] = _num(fastrow.half_light_radius_fast(arc[k], cfg.survey.pixel_scale))
     b = bands[k]
     unlensed = float(mag_to_nanomaggies(mags[b])) * float(template.sum(dtype=np.float64)) * unlensed_fraction_in_stamp(src.x, src.y, fwhms[b], cfg)
-    row["magnification"] = _num(arc[k].sum(dtype=np.float64) / unlensed) if unlensed > 0 else None
+    row["magnification"] = _num(flux[k] / unlensed) if unlensed > 0 else None
     return row
 
 

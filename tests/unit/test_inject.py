@@ -217,3 +217,25 @@ def test_magnification_is_one_without_lens(cfg, bank):
     row = inject(make_task(), make_cutout(), bank, c)
     assert abs(row["magnification"] - 1) < 0.005
     assert metrics.half_light_radius(decode_arc(row["arc_npz"])[1], 0.262) == pytest.approx(row["lensed_hlr_arcsec"])
+
+
+def test_compiled_row_passes_equal_the_numpy_definitions(cfg, bank):
+    """inject's compiled noise, sum and metrics (physics.fastrow) against physics.noise / metrics."""
+    from darkhaloscope.ids import task_rng
+    from darkhaloscope.physics.noise import arc_poisson_noise, sky_nanomaggies_per_pixel
+
+    c = bright_cfg(cfg)
+    cut = make_cutout(3)
+    cut.invvar[0, 30:34, 28:40] = 0
+    cut.maskbits[30:32, 30:36] = 8
+    row = inject(make_task(task_id=31), cut, bank, c)
+    arc = decode_arc(row["arc_npz"])
+    sky = sky_nanomaggies_per_pixel(c.survey.bands, c.render.sky_mag_arcsec2, c.survey.pixel_scale)
+    noise = arc_poisson_noise(task_rng(c.seed, 31, "noise"), arc, cut.invvar, sky)
+    expected = (cut.image.astype(np.float64) + np.where(cut.invvar > 0, arc.astype(np.float64) + noise, 0.0)).astype(np.float32)
+    assert np.array_equal(decode_stamp(row["stamp_npz"])["image"], expected)
+    snr, snr_sum, region, reason = metrics.snr_metrics(arc[1], cut.invvar[1], cut.maskbits)
+    assert reason is None and row["snr_reason"] is None
+    assert row["arc_snr"] == pytest.approx(snr, rel=1e-12) and row["arc_snr_sum"] == pytest.approx(snr_sum, rel=1e-12)
+    assert row["arc_snr_region"] == pytest.approx(region, rel=1e-12) and region > 0
+    assert row["lensed_hlr_arcsec"] == pytest.approx(metrics.half_light_radius(arc[1], 0.262), rel=1e-9)
