@@ -67,15 +67,20 @@ def hash_unit(key: str | int, salt: str) -> float:
     return (int.from_bytes(digest, "little") >> 11) / float(2**53)
 
 
-def assign_split(task_id: int, fractions: Mapping[str, float], salt: str) -> str:
-    """Split (``train``/``val``/``test``) of a task from the salted hash of its ``task_id``."""
-    u = hash_unit(int(task_id), salt)
+def split_of_unit(u: float, fractions: Mapping[str, float]) -> str:
+    """The split whose cumulative-fraction interval (train, val, test order) holds ``u`` in [0, 1)."""
     edge = 0.0
     for name in SPLITS:
         edge += fractions[name]
         if u < edge:
             return name
     return SPLITS[-1]
+
+
+def assign_split(task_id: int, fractions: Mapping[str, float], salt: str) -> str:
+    """Split (``train``/``val``/``test``) of a task from the salted hash of its ``task_id``."""
+    return split_of_unit(hash_unit(int(task_id), salt), fractions)
+
 
 
 def assign_role(galaxy_id: str, control_fraction: float, salt: str) -> str:

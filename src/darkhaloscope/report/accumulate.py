@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..ids import hash_unit
+
 PERCENTILES = (5, 25, 50, 75, 95)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -36,10 +38,8 @@ def hash_unit_array(keys: np.ndarray, salt: str) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 
-def hash_unit_str(key: str, salt: str) -> float:
-    """Uniform [0, 1) from a salted blake2b hash of a string key."""
-    digest = hashlib.blake2b(key.encode(), digest_size=8, key=salt.encode()[:64]).digest()
-    return (int.from_bytes(digest, "little") >> 11) / float(2**53)
+# Uniform [0, 1) from a salted blake2b hash of a string key: the same hash as the splits use.
+hash_unit_str = hash_unit
 
 
 def hash64_strings(values: list) -> np.ndarray:

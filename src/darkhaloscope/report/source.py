@@ -20,9 +20,10 @@ import pyarrow.dataset as pads
 from pyarrow import fs as pafs
 
 from ..config import SPLITS, Config, config_from_dict
+from ..dataset.manifest import get_bytes
 from ..dataset.reader import split_dataset
 from ..dataset.storage import StorageOptions, filesystem_for, join
-from ..errors import ConfigError, DatasetError, redact
+from ..errors import ConfigError, DatasetError, StorageError, redact
 from .accumulate import hash_unit_str
 
 
@@ -42,16 +43,10 @@ class DatasetSource:
 
 
 def _read_small(url: str, options: StorageOptions | None) -> bytes | None:
-    fs, path = filesystem_for(url, options)
     try:
-        with fs.open_input_stream(path) as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        if "NoSuchKey" in str(exc) or "does not exist" in str(exc).lower():
-            return None
-        raise DatasetError(f"cannot read {redact(url)}: {redact(str(exc))}", path=redact(url)) from None
+        return get_bytes(url, options)
+    except StorageError as exc:
+        raise DatasetError(exc.message, path=redact(url)) from None
 
 
 def read_manifest_if_any(root: str, options: StorageOptions | None) -> dict | None:

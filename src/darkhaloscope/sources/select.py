@@ -13,21 +13,14 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from ..config import SPLITS
 from ..errors import BankError
-from ..ids import hash_unit
+from ..ids import hash_unit, split_of_unit
 from .bank import SourceBank
 
 
 def assign_split_group(ident: str, fractions: Mapping[str, float], salt: str) -> str:
     """Split group (train/val/test) of a source from the salted blake2b hash of its ``ident``."""
-    u = hash_unit(str(ident).strip(), salt)
-    edge = 0.0
-    for name in SPLITS:
-        edge += fractions[name]
-        if u < edge:
-            return name
-    return SPLITS[-1]
+    return split_of_unit(hash_unit(str(ident).strip(), salt), fractions)
 
 
 def assign_split_groups(idents: Iterable[str], fractions: Mapping[str, float], salt: str) -> np.ndarray:
