@@ -11,20 +11,23 @@ is put into an error, a log line or a manifest.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
 _SECRET_PATTERNS = [
-    # key=value forms: aws_secret_access_key=..., secret_key=..., token=..., password=...
+    # key=value forms: aws_secret_access_key=..., secret_key=..., token=..., password=..., also
+    # JSON ("SecretAccessKey": "...") and presigned URLs (X-Amz-Signature=..., a bearer credential)
     re.compile(
-        r"(?i)((?:aws_)?(?:secret(?:_access)?_key|session_token|access_key(?:_id)?|token|password)"
-        r"\s*[=:]\s*)([^\s,;&'\"]+)"
+        r"(?i)((?:aws_)?(?:secret[_-]?(?:access[_-]?)?key|session[_-]?token|access[_-]?key(?:[_-]?id)?|token|password|signature)"
+        r"[\"']?\s*[=:]\s*[\"']?)([^\s,;&'\"]+)"
     ),
     # userinfo in URLs: scheme://user:secret@host
     re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^/\s:@]+:)([^@\s/]+)(@)"),
     # AWS access key ids
     re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"),
 ]
+_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
 
 def redact(text: str) -> str:
@@ -33,6 +36,10 @@ def redact(text: str) -> str:
     out = _SECRET_PATTERNS[0].sub(lambda m: m.group(1) + "***", out)
     out = _SECRET_PATTERNS[1].sub(lambda m: m.group(1) + "***" + m.group(3), out)
     out = _SECRET_PATTERNS[2].sub("***", out)
+    for var in _SECRET_ENV:  # the live secrets themselves, in whatever form they appear
+        value = os.environ.get(var, "")
+        if len(value) >= 16:
+            out = out.replace(value, "***")
     return out
 
 

@@ -77,8 +77,19 @@ def build_manifest(cfg: Config, shards: Iterable[Mapping[str, Any]], inputs: Map
         },
         **dict(extra or {}),
         "shards": rows,
-        "config": config_to_dict(cfg),
+        "config": _redacted(config_to_dict(cfg)),  # e.g. an endpoint URL with userinfo
     }
+
+
+def _redacted(value: Any) -> Any:
+    """``value`` with every string in it passed through :func:`redact` (nested dicts/lists)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def dumps(manifest: Mapping) -> bytes:

@@ -52,6 +52,32 @@ def resolve(args: argparse.Namespace) -> tuple[Config, dict, StorageOptions]:
     return cfg, paths, options
 
 
+INPUT_FIELDS = {"tasks": ("paths.tasks", "task table"), "bricks": ("paths.survey_root", "survey root"), "bank": ("paths.bank", "source bank")}
+
+
+def check_inputs(paths: dict, options: StorageOptions) -> None:
+    """Every input is given and exists, else a ConfigError naming ``--<input>`` and its config
+    field, before any Spark work (https survey mirrors are not probed)."""
+    from pyarrow import fs as pafs
+
+    from ..dataset.storage import filesystem_for
+    from ..errors import ConfigError, StorageError
+
+    for key, (field, label) in INPUT_FIELDS.items():
+        url = paths[key]
+        if not url:
+            raise ConfigError(f"no {label} given: pass --{key} or set config field '{field}'", field=field)
+        if str(url).startswith(("http://", "https://")):
+            continue
+        fs, path = filesystem_for(url, options)
+        try:
+            missing = fs.get_file_info(path).type == pafs.FileType.NotFound
+        except OSError as exc:
+            raise StorageError(f"cannot reach the {label} {redact(url)} (--{key} / config field '{field}'): {redact(str(exc))}", path=redact(url), field=field) from None
+        if missing:
+            raise ConfigError(f"{label} not found: {redact(url)} (--{key} / config field '{field}')", field=field, path=redact(url))
+
+
 def default_master(master: str | None) -> str | None:
     """``master`` if given; None under spark-submit (keep the cluster's); else ``local[*]``."""
     if master:
@@ -62,6 +88,7 @@ def default_master(master: str | None) -> str | None:
 def run_from_args(args: argparse.Namespace, spark=None) -> dict:
     """Run the job the arguments describe (building a Spark session unless one is given)."""
     cfg, paths, options = resolve(args)
+    check_inputs(paths, options)
     if args.runner == "multiprocessing":
         from .job import run_multiprocessing
 

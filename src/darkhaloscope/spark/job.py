@@ -14,8 +14,10 @@ Flow (Spark)::
 
 from __future__ import annotations
 
+import glob
 import logging
 import multiprocessing as mp
+import os
 import re
 import threading
 import time
@@ -25,7 +27,7 @@ from typing import Any
 
 from ..config import SPLITS, Config
 from ..dataset import manifest as mf
-from ..dataset.storage import StorageOptions, join
+from ..dataset.storage import StorageOptions, is_s3, join
 from ..errors import DarkHaloScopeError, DatasetError, redact
 from .partition import JobContext, TaskFn, process_partition
 from .tasks_input import check_task_files, keyed_tasks, list_task_files
@@ -148,6 +150,19 @@ def _process_star(args) -> list[dict]:
     return process_partition(*args)
 
 
+def _remove_orphan_temp_files(root: str) -> None:
+    """Delete the hidden ``.part-*.tmp`` files that killed local writers leave behind (readers
+    ignore them; S3 uploads need no temp file in the dataset). No writer of this run is active."""
+    if is_s3(root):
+        return
+    for tmp in sorted(glob.glob(os.path.join(glob.escape(root), "split=*", ".part-*.tmp"))):
+        log.warning("generate: removing %s (left by a killed writer)", os.path.relpath(tmp, root))
+        try:
+            os.remove(tmp)
+        except FileNotFoundError:
+            pass
+
+
 def finalize(ctx: JobContext, summaries: list[Mapping], n_tasks: int, inputs: Mapping[str, str], seconds: float, runner: str) -> dict:
     """Driver's last step: one row per task or fail; delete shards this run did not make; write
     ``_manifest.json`` and then ``_SUCCESS``. Returns the run summary."""
@@ -165,6 +180,7 @@ def finalize(ctx: JobContext, summaries: list[Mapping], n_tasks: int, inputs: Ma
     for rel in stale:
         log.warning("generate: removing stale shard %s (not part of this run)", rel)
         mf.delete(join(root, rel), options)
+    _remove_orphan_temp_files(root)
     written = [s for s in summaries if not s.get("skipped")]
     manifest = mf.build_manifest(cfg, summaries, inputs)
     manifest_url = mf.write_manifest(root, manifest, options)

@@ -16,8 +16,10 @@ the partition, so Spark retries it and, failing again, the job stops with the er
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -95,7 +97,8 @@ class PartitionResources:
         try:
             from ..survey.brick_reader import BrickReader
 
-            return BrickReader(self.ctx.bricks, self.cfg.survey.brick_cache_size, self.ctx.options)
+            return BrickReader(self.ctx.bricks, self.cfg.survey.brick_cache_size, self.ctx.options,
+                               decoded_cache_mb=self.cfg.survey.decoded_cache_mb)
         except Exception as exc:
             raise ResourceError(exc) from exc
 
@@ -168,8 +171,10 @@ def finish_row(row: Mapping[str, Any], task: Mapping[str, Any], ctx: JobContext)
         out["cutout_reason"] = out.get("cutout_reason") or "row maker returned no cutout_ok"
     out["seed"] = ctx.cfg.seed if out.get("seed") is None else out["seed"]
     out["supersampling"] = ctx.cfg.render.supersampling if out.get("supersampling") is None else out["supersampling"]
-    out["config_hash"] = out.get("config_hash") or ctx.config_hash
-    out["code_version"] = out.get("code_version") or ctx.code_version
+    # Provenance is the driver's: an executor's own view (a code zip without git, a worker
+    # started before a commit) must not change the bytes of a shard.
+    out["config_hash"] = ctx.config_hash
+    out["code_version"] = ctx.code_version
     for k, v in out.items():  # numpy scalars -> Python; NaN in a number column -> null
         if isinstance(v, np.generic):
             v = v.item()
@@ -200,6 +205,26 @@ def _done_shard(url: str, expected: int, ctx: JobContext) -> dict | None:
     digest, size = sha256_of(url, ctx.options)
     return {"rows": meta.num_rows, "bytes": size, "sha256": digest,
             "n_failed": int(kv.get("darkhaloscope.n_failed", 0)), "n_not_ok": int(kv.get("darkhaloscope.n_not_ok", 0))}
+
+
+FAULT_KILL_ENV = "DARKHALOSCOPE_FAULT_KILL_PARTITION"
+
+
+def _fault_kill_hook(index: int) -> None:
+    """Reliability-test hook: with ``$DARKHALOSCOPE_FAULT_KILL_PARTITION = "<n>:<marker file>"``
+    the worker running partition n dies (``os._exit``) after publishing a shard, once: the
+    marker, created with O_EXCL, spares every later attempt. Unset in production: a no-op."""
+    spec = os.environ.get(FAULT_KILL_ENV)
+    if not spec:
+        return
+    part, _, marker = spec.partition(":")
+    if int(part) != index:
+        return
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    os._exit(86)
 
 
 def process_partition(index: int, tasks: Iterable[Mapping[str, Any]], ctx: JobContext) -> list[dict]:
@@ -233,6 +258,8 @@ def process_partition(index: int, tasks: Iterable[Mapping[str, Any]], ctx: JobCo
             res.open_all()
         except ResourceError as exc:
             raise exc.__cause__ from None
+        # stamps per brick decide whole-brick vs tile-by-tile decoding (survey/decoded.py)
+        res.reader.expect_counts(Counter(t["brickname"] for ts in todo.values() for t in ts))
     settings = WriterSettings.from_config(ctx.cfg.generate)
     footer = {"darkhaloscope.config_hash": ctx.config_hash, "darkhaloscope.code_version": ctx.code_version}
     # One writer per split, fed in task_id order (task_id groups a brick's objects), so each
@@ -265,6 +292,7 @@ def process_partition(index: int, tasks: Iterable[Mapping[str, Any]], ctx: JobCo
             log.info("generate: wrote %s: %d rows (%d failed, %d not ok), %.1f KB/row, %.1f rows/s",
                      shard_relpath(split, index), summary.rows, c["n_failed"], c["n_not_ok"],
                      summary.bytes / 1024 / max(summary.rows, 1), summary.rows / max(dt, 1e-9))
+            _fault_kill_hook(index)
     except BaseException:
         for writer in writers.values():
             writer.abort()

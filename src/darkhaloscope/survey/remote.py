@@ -71,7 +71,7 @@ class HttpRangeFile(io.RawIOBase):
         req = urllib.request.Request(self.url, headers={"Range": f"bytes={self._pos}-{end}"})
         with urllib.request.urlopen(req, timeout=self.timeout) as resp:
             data = resp.read()
-            if resp.status == 200 and self._pos > 0:  # server ignored Range: take our slice
+            if resp.status == 200:  # server ignored Range (whole file, even at offset 0): take our slice
                 data = data[self._pos : end + 1]
         n = len(data)
         buffer[:n] = data
