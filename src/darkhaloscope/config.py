@@ -95,6 +95,7 @@ class SurveyConfig:
     pixel_scale: float = param(0.262, "Coadd pixel scale.", "arcsec/pixel", gt=0.0)
     stamp_size: int = param(64, "Side of every stamp.", "pixel", ge=8, le=512)
     brick_cache_size: int = param(8, "Open bricks kept per process (LRU).", "count", ge=1, le=256)
+    decoded_cache_mb: float = param(256.0, "Decoded pixels kept per process for bricks other than the one being cut (LRU); peak is this plus one brick (DR10: 337 MB).", "MiB", ge=0.0)
     synthetic: SyntheticSurveyConfig = section(SyntheticSurveyConfig)
 
 
@@ -226,7 +227,7 @@ class GenerateConfig:
     dataset_name: str = param("demo", "Folder name of the dataset under the output root.", "")
     n_partitions: int = param(4, "Spark partitions (a brick's tasks stay in one partition).", "count", ge=1, le=1000000)
     compression: str = param("gzip", "Parquet compression codec.", "", choices=("gzip", "zstd", "snappy", "none"))
-    compression_level: int = param(6, "Parquet codec level (gzip 1-9; zstd 1-22).", "", ge=1, le=22)
+    compression_level: int = param(1, "Parquet codec level (gzip 1-9; zstd 1-22). gzip 1: 0.5 % more bytes than 6, ~0.8 ms less CPU per row (docs/DATASET.md).", "", ge=1, le=22)
     row_group_rows: int = param(512, "Rows per Parquet row group (~25 MB at ~48 KB/row).", "count", ge=1)
     s3_endpoint: str = param("", "S3 endpoint override (tests: the moto server on loopback); empty = AWS.", "URL")
     s3_region: str = param("us-east-1", "S3 region.", "")
@@ -477,9 +478,29 @@ def config_to_dict(cfg: Any) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
+# Where and how fast a run executes, not what it makes: left out of the hash, so the same data
+# config run on 2 or 7 partitions, or against another endpoint, gives identical rows.
+EXECUTION_ONLY_FIELDS = (
+    "paths",
+    "generate.n_partitions",
+    "generate.s3_endpoint",
+    "generate.s3_region",
+    "survey.brick_cache_size",
+    "train.num_workers",
+)
+
+
 def config_hash(cfg: Config) -> str:
-    """Stable 16-hex-digit hash of the resolved config (sha256 of canonical JSON)."""
-    canonical = json.dumps(config_to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    """Stable 16-hex-digit hash of the resolved config (sha256 of canonical JSON), without
+    :data:`EXECUTION_ONLY_FIELDS`. The full resolved config is still written beside every output."""
+    data = config_to_dict(cfg)
+    for dotted in EXECUTION_ONLY_FIELDS:
+        *parents, leaf = dotted.split(".")
+        node = data
+        for key in parents:
+            node = node[key]
+        node.pop(leaf, None)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

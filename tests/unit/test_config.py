@@ -66,3 +66,13 @@ def test_hash_is_stable_and_sensitive():
 def test_replace_validates():
     with pytest.raises(ConfigError):
         replace(config_from_dict({}), **{"survey.brick_cache_size": 0})
+
+
+def test_hash_ignores_execution_only_fields_but_not_data_fields():
+    from darkhaloscope.config import config_from_dict, config_hash
+
+    base = config_hash(config_from_dict({}))
+    assert config_hash(config_from_dict({"generate": {"n_partitions": 7, "s3_endpoint": "http://127.0.0.1:9"}})) == base
+    assert config_hash(config_from_dict({"paths": {"dataset": "s3://elsewhere/x"}})) == base
+    assert config_hash(config_from_dict({"lens": {"theta_e_max": 2.0}})) != base
+    assert config_hash(config_from_dict({"seed": 1})) != base

@@ -200,7 +200,8 @@ def _done_shard(url: str, expected: int, ctx: JobContext) -> dict | None:
     except DatasetError:
         return None
     kv = {k.decode(): v.decode() for k, v in (meta.metadata or {}).items()}
-    if meta.num_rows != expected or kv.get("darkhaloscope.config_hash") != ctx.config_hash:
+    if (meta.num_rows != expected or kv.get("darkhaloscope.config_hash") != ctx.config_hash
+            or kv.get("darkhaloscope.n_partitions") != str(ctx.cfg.generate.n_partitions)):
         return None
     digest, size = sha256_of(url, ctx.options)
     return {"rows": meta.num_rows, "bytes": size, "sha256": digest,
@@ -261,7 +262,8 @@ def process_partition(index: int, tasks: Iterable[Mapping[str, Any]], ctx: JobCo
         # stamps per brick decide whole-brick vs tile-by-tile decoding (survey/decoded.py)
         res.reader.expect_counts(Counter(t["brickname"] for ts in todo.values() for t in ts))
     settings = WriterSettings.from_config(ctx.cfg.generate)
-    footer = {"darkhaloscope.config_hash": ctx.config_hash, "darkhaloscope.code_version": ctx.code_version}
+    footer = {"darkhaloscope.config_hash": ctx.config_hash, "darkhaloscope.code_version": ctx.code_version,
+              "darkhaloscope.n_partitions": str(ctx.cfg.generate.n_partitions)}
     # One writer per split, fed in task_id order (task_id groups a brick's objects), so each
     # brick is read once even when its tasks go to three shards.
     writers: dict[str, ShardWriter] = {}
