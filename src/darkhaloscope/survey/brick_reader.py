@@ -2,8 +2,11 @@
 
 One reader per process (Spark: one per partition) keeps an LRU cache of open bricks
 (``survey.brick_cache_size``); an open brick holds its files' astropy HDUs (memmap off, lazy HDUs,
-file objects from :mod:`.remote`) and its WCS, so a second stamp in the same brick costs only the
-tiles it touches.
+file objects from :mod:`.remote`), its WCS and the pixels decoded so far (:mod:`.decoded`: each
+compressed tile is decoded at most once; a brick that will serve many stamps is decoded whole at
+its first stamp). ``expect(brickname, n)`` tells the reader how many stamps a brick will serve;
+decoded pixels of bricks other than the one being cut are dropped, least recently used first,
+beyond ``decoded_cache_mb``.
 
 Pixel convention: the stamp box is the one of ``astropy.nddata.Cutout2D`` for the pixel position
 of (ra, dec) in the brick's WCS (``all_world2pix``, origin 0): rows/cols ``ceil(p - S/2)`` ..
@@ -32,6 +35,7 @@ from ..errors import DataFileError, SecurityError
 from . import remote
 from .bricks import BRICKS_TABLE, BrickTable, coadd_relpath, validate_brickname
 from .cutout import Cutout
+from .decoded import DecodedImage
 
 ALIGN_TOL_PIX = 1e-3  # neighbour grids within this of a whole-pixel shift are "the same grid"
 
@@ -48,6 +52,7 @@ class _OpenFile:
     hdul: object
     hdu: object
     fileobj: object
+    decoded: DecodedImage | None = None
 
     def close(self) -> None:
         try:
@@ -70,6 +75,7 @@ class OpenBrick:
     missing: set = field(default_factory=set)
     _wcs: object = None
     shape: tuple | None = None
+    expected: int = 0  # stamps this brick is expected to serve (0 = unknown)
 
     def open(self, kind: str, band: str | None) -> _OpenFile:
         """The open HDU of one file; raises _Missing or DataFileError (corrupt/truncated)."""
@@ -87,8 +93,26 @@ class OpenBrick:
             raise _Missing(url) from None
         except OSError as exc:
             raise DataFileError(f"cannot open {url}: {exc}", path=url) from None
-        self.files[key] = _open_fits(url, f)
-        return self.files[key]
+        of = _open_fits(url, f)
+        of.decoded = DecodedImage(of.hdu, url, self.expected)
+        self.files[key] = of
+        return of
+
+    def set_expected(self, n_stamps: int) -> None:
+        """Stamps this brick will serve (decides whole-image vs tile-by-tile decoding)."""
+        self.expected = int(n_stamps)
+        for of in self.files.values():
+            of.decoded.expected = self.expected
+
+    @property
+    def decoded_bytes(self) -> int:
+        """Bytes of decoded pixels held by this brick's files."""
+        return sum(of.decoded.nbytes for of in self.files.values())
+
+    def drop_decoded(self) -> None:
+        """Forget decoded pixels (files stay open)."""
+        for of in self.files.values():
+            of.decoded.drop()
 
     def wcs(self, bands: str):
         """The brick's WCS and image shape, from the first present image/invvar/maskbits file."""
@@ -144,15 +168,6 @@ def _open_fits(url: str, f) -> _OpenFile:
     return _OpenFile(url, hdul, hdu, f)
 
 
-def _section(of: _OpenFile, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return np.asarray(of.hdu.section[y0:y1, x0:x1])
-    except Exception as exc:
-        raise DataFileError(f"corrupt file {of.path}: cannot decompress [{y0}:{y1}, {x0}:{x1}]: {type(exc).__name__}: {exc}", path=of.path) from None
-
-
 def stamp_box(x: float, y: float, size: int) -> tuple[int, int]:
     """Lower-left pixel (x0, y0) of the size x size box around pixel (x, y), as Cutout2D does."""
     return int(math.ceil(x - size / 2.0)), int(math.ceil(y - size / 2.0))
@@ -166,12 +181,16 @@ class BrickReader:
     root: local folder, ``s3://bucket/prefix`` or ``https://`` mirror of the DR10 layout.
     cache_size: open bricks kept (``survey.brick_cache_size``).
     options: S3 endpoint/region (tests: the loopback moto server).
+    decoded_cache_mb: decoded pixels kept for bricks other than the one being cut
+        (``survey.decoded_cache_mb``); peak memory is this plus one brick (DR10: <= 337 MB).
     """
 
-    def __init__(self, root: str, cache_size: int = 8, options: StorageOptions | None = None) -> None:
+    def __init__(self, root: str, cache_size: int = 8, options: StorageOptions | None = None, decoded_cache_mb: float = 256.0) -> None:
         self.root = str(root).rstrip("/") if not str(root).endswith("://") else str(root)
         self.cache_size = max(1, int(cache_size))
         self.options = options
+        self.decoded_cache_bytes = int(max(0.0, float(decoded_cache_mb)) * 2**20)
+        self._expected: dict[str, int] = {}
         self._bricks: OrderedDict[str, OpenBrick] = OrderedDict()
         self._table: BrickTable | None = None
         self._table_error: str | None = None
@@ -201,12 +220,46 @@ class BrickReader:
         if name in self._bricks:
             self._bricks.move_to_end(name)
             return self._bricks[name]
-        ob = OpenBrick(name, self.root, self.options)
+        ob = OpenBrick(name, self.root, self.options, expected=self._expected.get(name, 0))
         self._bricks[name] = ob
         while len(self._bricks) > self.cache_size:
             _, old = self._bricks.popitem(last=False)
             old.close()
         return ob
+
+    def expect(self, brickname: str, n_stamps: int) -> None:
+        """Hint: ``brickname`` will serve ``n_stamps`` stamps from this reader (e.g. a partition's
+        tasks per brick). Many stamps -> its files are decoded whole at the first stamp; few ->
+        tile by tile (see :func:`~darkhaloscope.survey.decoded.prefer_whole`). Never changes pixels."""
+        name = validate_brickname(brickname)
+        self._expected[name] = int(n_stamps)
+        if name in self._bricks:
+            self._bricks[name].set_expected(int(n_stamps))
+
+    def expect_counts(self, counts) -> None:
+        """:meth:`expect` for every (brickname, n_stamps) of a mapping; bad names are skipped
+        (their stamps fail with their own reason)."""
+        for name, n in dict(counts).items():
+            try:
+                self.expect(name, n)
+            except SecurityError:
+                continue
+
+    @property
+    def decoded_bytes(self) -> int:
+        """Bytes of decoded pixels held by all open bricks."""
+        return sum(ob.decoded_bytes for ob in self._bricks.values())
+
+    def _trim(self, keep: set) -> None:
+        """Drop decoded pixels of least recently used bricks (not in ``keep``) beyond the budget."""
+        total = self.decoded_bytes
+        for name, ob in self._bricks.items():
+            if total <= self.decoded_cache_bytes:
+                break
+            if name in keep:
+                continue
+            total -= ob.decoded_bytes
+            ob.drop_decoded()
 
     def cached_bricks(self) -> list[str]:
         """Names of the bricks currently open, least recently used first."""
@@ -265,10 +318,13 @@ class BrickReader:
         for ob, dx, dy, sel in pieces:
             # stamp pixel (sy, sx) is home pixel (y0+sy, x0+sx) is brick pixel (y0+sy+dy, x0+sx+dx);
             # read the bounding box of this brick's pixels once, copy where it is the source.
-            rows, cols = np.flatnonzero(sel.any(axis=1)), np.flatnonzero(sel.any(axis=0))
-            sy0, sy1, sx0, sx1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+            if sel is None:  # the whole stamp from this brick
+                sy0, sy1, sx0, sx1, m = 0, size, 0, size, True
+            else:
+                rows, cols = np.flatnonzero(sel.any(axis=1)), np.flatnonzero(sel.any(axis=0))
+                sy0, sy1, sx0, sx1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+                m = sel[sy0:sy1, sx0:sx1]
             box = (y0 + sy0 + dy, y0 + sy1 + dy, x0 + sx0 + dx, x0 + sx1 + dx)
-            m = sel[sy0:sy1, sx0:sx1]
             for i, band in enumerate(bands):
                 for kind, out in (("image", image), ("invvar", invvar)):
                     try:
@@ -280,17 +336,20 @@ class BrickReader:
                         except _Missing:
                             return Cutout.failed(f"missing band {band}: brick {ob.brickname} has no {band}-band coadd ({miss.path} not found)", size, nb, brickname=brickname)
                         return Cutout.failed(f"missing file {miss.path}", size, nb, brickname=brickname)
-                    np.copyto(out[i, sy0:sy1, sx0:sx1], _section(of, *box), where=m)
+                    np.copyto(out[i, sy0:sy1, sx0:sx1], of.decoded.read(*box), where=m)
             try:
                 of = ob.open("maskbits", None)
-                np.copyto(maskbits[sy0:sy1, sx0:sx1], _section(of, *box).astype(np.int32), where=m)
+                np.copyto(maskbits[sy0:sy1, sx0:sx1], of.decoded.read(*box), where=m)
             except _Missing as miss:
                 # DR6 and earlier have no maskbits file: zeros, and say so.
                 notes.append(f"no maskbits file ({miss.path}): maskbits set to 0")
+        self._trim({ob.brickname for ob, *_ in pieces})
         return Cutout(image, invvar, maskbits, True, None, brickname, "; ".join(notes) or None)
 
     def _plan(self, home: OpenBrick, wcs, shape, x0: int, y0: int, size: int, bands: str):
-        """[(open brick, dx, dy, stamp-pixel mask)] serving every stamp pixel, or (None, reason)."""
+        """[(open brick, dx, dy, stamp-pixel mask or None = all)] serving every stamp pixel, or (None, reason)."""
+        if x0 >= 0 and y0 >= 0 and x0 + size <= shape[1] and y0 + size <= shape[0]:
+            return [(home, 0, 0, None)], None  # inside the home brick: the common case
         covered = np.zeros((size, size), bool)
         pieces = []
         sy, sx = np.mgrid[0:size, 0:size]

@@ -1,0 +1,157 @@
+"""Decoded pixels of one tile-compressed FITS image, kept per open file and filled on demand.
+
+Every astropy ``CompImageHDU.section`` call has a fixed cost (header checks, ~0.5 ms here) on top
+of decoding whole tiles (~12 ns per pixel, RICE + dequantisation, plus ~0.04 ms per tile read on
+its own: a seek and a read per tile, which a whole-image decode does not pay). A stamp cut
+straight from sections therefore pays 7 calls, and re-decodes tiles its neighbours already
+decoded. A
+:class:`DecodedImage` keeps what it decoded (a full-size array filled tile by tile, plus a map of
+decoded tiles) and fills it one of two ways, chosen per file:
+
+- **whole**: one ``.section[:, :]`` the first time a pixel is needed, when the brick will serve
+  many stamps (:func:`prefer_whole`);
+- **tiles**: one ``.section`` over the tile-aligned bounding box of the *missing* tiles of a
+  stamp; tiles already decoded are not decoded again. Once the fixed costs paid equal the cost
+  of decoding the rest of the image (``calls x SECTION_CALL_MS >= whole_ms(missing pixels)``: the
+  ski-rental rule, never worse than 2x the better choice in hindsight), the rest is decoded whole.
+
+Both paths go through ``.section`` on whole tiles, so pixels are bit-identical to a direct
+``.section`` of the stamp box (tiles are decoded and dequantised independently). Images that are
+not tile-compressed are read with ``.section`` directly (astropy reads only the rows needed).
+
+Units: pixels; sizes in bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from ..errors import DataFileError
+
+# Decoding costs with astropy 8.0 (CPU ms; `benchmarks/bench_survey.py`: section_call_ms,
+# section_tile_ms, decode_ns_per_pixel, on RICE_1 q=16 float32 noise images). Only ratios matter.
+SECTION_CALL_MS = 0.5  # fixed cost of one .section call
+SECTION_TILE_MS = 0.04  # extra per tile when tiles are read by a section (seek + read per tile)
+PIXEL_MS = 12e-6  # per pixel decoded (RICE + dequantisation), either way
+
+
+def whole_ms(n_pixels: float) -> float:
+    """Modelled CPU ms to decode ``n_pixels`` pixels in one whole-image pass (no call cost)."""
+    return n_pixels * PIXEL_MS
+
+
+def tiles_ms(n_tiles: float, n_pixels: float) -> float:
+    """Modelled CPU ms to decode ``n_tiles`` tiles holding ``n_pixels`` pixels through sections (no call cost)."""
+    return n_tiles * SECTION_TILE_MS + n_pixels * PIXEL_MS
+
+
+def section(hdu, path: str, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    """``hdu.section[y0:y1, x0:x1]`` as an array; a decoding failure is a DataFileError naming the file."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(hdu.section[y0:y1, x0:x1])
+    except Exception as exc:
+        raise DataFileError(f"corrupt file {path}: cannot decompress [{y0}:{y1}, {x0}:{x1}]: {type(exc).__name__}: {exc}", path=path) from None
+
+
+def tiles_touched(tile: tuple[int, int], grid: tuple[int, int], size: int) -> float:
+    """Mean number of tiles a size x size box at a random position touches (1 + (S-1)/t per axis)."""
+    return math.prod(min(g, 1.0 + (size - 1) / t) for t, g in zip(tile, grid, strict=True))
+
+
+def prefer_whole(shape: tuple[int, int], tile: tuple[int, int], size: int, n_stamps: int) -> bool:
+    """True when decoding the whole image once costs no more than ``n_stamps`` tile-cached section reads.
+
+    Whole = 1 call + ``whole_ms(N)``; tiles = n calls + ``tiles_ms`` of the expected union of the
+    tiles the stamps touch, a fraction ``f = 1 - (1 - k/T)^n`` of the T tiles and N pixels for n
+    uniformly placed stamps each touching k tiles. Examples (S = 64): demo brick 1000^2 in 100^2
+    tiles (whole ~12 ms): whole from n = 15 stamps; DR10 brick 3600^2 in 3600 x 1 row tiles
+    (whole ~160 ms): whole from n = 35 (a DR10 brick has ~40 LRGs: whole, by a small margin).
+    """
+    n = int(n_stamps)
+    if n <= 1:
+        return False
+    ny, nx = shape
+    grid = (-(-ny // tile[0]), -(-nx // tile[1]))
+    total_tiles = grid[0] * grid[1]
+    k = tiles_touched(tile, grid, size)
+    f = 1.0 - (1.0 - min(k / total_tiles, 1.0)) ** n
+    return whole_ms(ny * nx) <= (n - 1) * SECTION_CALL_MS + tiles_ms(f * total_tiles, f * ny * nx)
+
+
+class DecodedImage:
+    """Pixels of one 2-D image HDU, decoded at most once per tile while the file stays open.
+
+    ``expected``: stamps the caller expects from this brick (0 = unknown: start tile by tile).
+    """
+
+    def __init__(self, hdu, path: str, expected: int = 0) -> None:
+        self.hdu = hdu
+        self.path = path
+        self.expected = int(expected)
+        self.shape = tuple(int(n) for n in hdu.shape)
+        tile = getattr(hdu, "tile_shape", None)  # CompImageHDU: (ZTILE2, ZTILE1), numpy order
+        self.compressed = tile is not None and len(self.shape) == 2
+        self.tile = tuple(max(1, int(t)) for t in tile) if self.compressed else self.shape
+        self.grid = tuple(-(-n // t) for n, t in zip(self.shape, self.tile, strict=True))
+        self.have = np.zeros(self.grid, bool)
+        self._len = [self._lengths(axis) for axis in (0, 1)]
+        self.decoded_pixels = 0  # pixels decoded and held
+        self.data: np.ndarray | None = None
+        self.calls = 0  # section calls made
+        self.whole: bool | None = None  # decided at the first read
+
+    # per-axis tile lengths (the last tile of an axis may be short)
+    def _lengths(self, axis: int) -> np.ndarray:
+        n, t, g = self.shape[axis], self.tile[axis], self.grid[axis]
+        out = np.full(g, t, np.int64)
+        out[-1] = n - t * (g - 1)
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of decoded pixels held (pages of the full-size array never written cost nothing)."""
+        return 0 if self.data is None else self.decoded_pixels * self.data.itemsize
+
+    def drop(self) -> None:
+        """Forget the decoded pixels (the file stays open)."""
+        self.data = None
+        self.have[:] = False
+        self.decoded_pixels = 0
+
+    def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Pixels [y0:y1, x0:x1] (0 <= y0 < y1 <= ny, same for x), as a read-only view when cached."""
+        if not self.compressed:
+            return section(self.hdu, self.path, y0, y1, x0, x1)
+        ty, tx = self.tile
+        t0, t1, s0, s1 = y0 // ty, (y1 - 1) // ty + 1, x0 // tx, (x1 - 1) // tx + 1
+        have = self.have[t0:t1, s0:s1]
+        if not have.all():
+            if self.whole is None:
+                self.whole = prefer_whole(self.shape, self.tile, max(y1 - y0, x1 - x0), self.expected)
+            rest_ms = whole_ms(self.shape[0] * self.shape[1] - self.decoded_pixels)
+            if self.whole or self.calls * SECTION_CALL_MS >= rest_ms:
+                self._fill(0, self.grid[0], 0, self.grid[1])
+            else:  # bounding box of the missing tiles only
+                miss = ~have
+                rows, cols = np.flatnonzero(miss.any(axis=1)), np.flatnonzero(miss.any(axis=0))
+                self._fill(t0 + rows[0], t0 + rows[-1] + 1, s0 + cols[0], s0 + cols[-1] + 1)
+        return self.data[y0:y1, x0:x1]
+
+    def _fill(self, t0: int, t1: int, s0: int, s1: int) -> None:
+        ty, tx = self.tile
+        py0, py1 = t0 * ty, min(t1 * ty, self.shape[0])
+        px0, px1 = s0 * tx, min(s1 * tx, self.shape[1])
+        block = section(self.hdu, self.path, py0, py1, px0, px1)
+        self.calls += 1
+        if self.data is None:
+            # np.empty: the OS commits pages only when written, so untouched rows cost no memory
+            self.data = np.empty(self.shape, block.dtype)
+        self.data[py0:py1, px0:px1] = block
+        new = ~self.have[t0:t1, s0:s1]
+        self.decoded_pixels += int(self._len[0][t0:t1] @ new.astype(np.int64) @ self._len[1][s0:s1])
+        self.have[t0:t1, s0:s1] = True
