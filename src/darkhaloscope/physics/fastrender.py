@@ -5,7 +5,9 @@ lenstronomy's own parameter conversion and its 1e-10 core), INTERPOL-equivalent 
 of the template and the supersample average, without temporaries. The choice of pixels and of
 their supersampling is that of :func:`.render.arc_masks`: the (S+1)^2 pixel corners are traced,
 each pixel's padded source-plane bounding box is tested against summed-area tables of the
-template's non-zero pixels and of its core; pixels that miss the template cost nothing.
+template's non-zero pixels and of its core; pixels that miss the template cost nothing. Before
+that, a bound on |alpha| proves most dark pixels dark without tracing their corners (exactly
+zero either way, see :func:`_live_kernel`).
 
 The numba functions are compiled once per process (``cache=True`` keeps the machine code on disk
 next to this file, so fresh Spark executor processes load it instead of compiling); there is no
@@ -35,10 +37,12 @@ _Q_ROUND = 0.99999999
 
 
 def lens_constants(lens: LensParams, src: SourcePlacement, n: int) -> np.ndarray:
-    """float64 [16] constants of one (lens, source placement) for the compiled kernels.
+    """float64 [22] constants of one (lens, source placement) for the compiled kernels.
 
     The SIE conversion (theta_E, e1, e2) -> (b, s, q, phi_G) is lenstronomy's own
-    ``NIE.param_conv`` with the SIE core ``s_scale`` (1e-10 arcsec).
+    ``NIE.param_conv`` with the SIE core ``s_scale`` (1e-10 arcsec). [16:22]: the affine part of
+    the map (dx, dy) from the lens centre -> template (col, row) = shift, shear, scale, rotation
+    and flip folded into one 2x3 matrix (the deflection is subtracted in the template frame).
     """
     b, s, q, phi = SIE_PROFILE.profile.param_conv(lens.theta_e, lens.e1, lens.e2, SIE_PROFILE._s_scale)
     q = float(q)
@@ -46,10 +50,14 @@ def lens_constants(lens: LensParams, src: SourcePlacement, n: int) -> np.ndarray
         q = _Q_ROUND
     sq = math.sqrt(1.0 - q**2)
     rot = math.radians(src.rotation_deg)
+    cs, sn, f = math.cos(rot) / src.scale, math.sin(rot) / src.scale, -1.0 if src.flip else 1.0
+    g1, g2, half = lens.g1, lens.g2, (n - 1) / 2.0
+    ox, oy = lens.x - src.x, lens.y - src.y  # ux = ox + (1 - g1) dx - g2 dy, uy = oy - g2 dx + (1 + g1) dy
     return np.array([
         lens.x, lens.y, math.cos(phi), math.sin(phi), float(b) / sq, sq, q * q, float(s),
-        lens.g1, lens.g2, src.x, src.y, math.cos(rot) / src.scale, math.sin(rot) / src.scale, src.scale,
-        -1.0 if src.flip else 1.0,
+        g1, g2, src.x, src.y, cs, sn, src.scale, f,
+        half + ox * cs + oy * sn, (1.0 - g1) * cs - g2 * sn, -g2 * cs + (1.0 + g1) * sn,
+        half + f * (oy * cs - ox * sn), f * (-g2 * cs - (1.0 - g1) * sn), f * ((1.0 + g1) * cs + g2 * sn),
     ])
 
 
@@ -71,28 +79,40 @@ def _sie_exact(dx, dy, k):
     return fx * c - fy * s, fx * s + fy * c
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _to_frame(ax, ay, k, frame):
+    """A deflection (arcsec) in the table's frame: arcsec (frame 0) or template (col, row)
+    pixels (frame 1: scaled, rotated by phi_G, rows flipped)."""
+    if frame == 0:
+        return ax, ay
+    return ax * k[12] + ay * k[13], (ay * k[12] - ax * k[13]) * k[15]
+
+
 @numba.njit(cache=True, nogil=True)
-def _build_table(k, tab):
+def _build_table(k, tab, frame):
     """SIE deflection on the unit circle at nodes uniform in t = tan(phi/2), t in
-    [-1 - 3h, 1 + 3h] (h = 2 / (len - 7)): the right half-plane plus a margin for the stencil."""
+    [-1 - 3h, 1 + 3h] (h = 2 / (len - 7)): the right half-plane plus a margin for the stencil;
+    in arcsec (frame 0) or already in template (col, row) pixels (frame 1, what the tracer uses:
+    the map to the template is affine, so rotating the table once saves that work per ray)."""
     nt = tab.shape[0] - 7
     h = 2.0 / nt
     for m in range(tab.shape[0]):
         t = -1.0 + (m - 3) * h
         d = 1.0 + t * t
         ax, ay = _sie_exact((1.0 - t * t) / d, 2.0 * t / d, k)
-        tab[m, 0] = ax
-        tab[m, 1] = ay
+        tab[m, 0], tab[m, 1] = _to_frame(ax, ay, k, frame)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _sie_table(dx, dy, k, tab):
-    """SIE deflection from the direction table: an isothermal deflection depends only on the
-    direction (the 1e-10 arcsec core aside), and alpha(-d) = -alpha(d). 4-point Lagrange
-    interpolation in t = tan(phi/2) (smooth in phi), error O(h^4)."""
+def _sie_table(dx, dy, k, tab, frame):
+    """SIE deflection from the direction table (in the table's frame, see :func:`_build_table`):
+    an isothermal deflection depends only on the direction (the 1e-10 arcsec core aside), and
+    alpha(-d) = -alpha(d). 4-point Lagrange interpolation in t = tan(phi/2) (smooth in phi),
+    error O(h^4)."""
     r = math.sqrt(dx * dx + dy * dy)
     if r == 0.0 or tab.shape[0] < 8:
-        return _sie_exact(dx, dy, k)
+        ax, ay = _sie_exact(dx, dy, k)
+        return _to_frame(ax, ay, k, frame)
     sign = 1.0
     if dx < 0.0:
         dx = -dx
@@ -119,17 +139,13 @@ def _sie_table(dx, dy, k, tab):
 def _to_template(x, y, k, tab, half):
     """Image-plane (x, y) arcsec -> template (row, col) index coordinates (see render.ray_shoot
     and render.template_coords: beta = theta - alpha_SIE - alpha_shear, then shift/scale/rotate)."""
+    # beta = theta - alpha_SIE - Gamma (theta - lens), then to template index coordinates
+    # (lenstronomy Interpol.coord2image_pixel): all affine but alpha_SIE, which the table
+    # holds in template pixels (lens_constants[16:22]; ``half`` is folded in there)
     dx = x - k[0]
     dy = y - k[1]
-    ax, ay = _sie_table(dx, dy, k, tab)
-    bx = x - ax - (k[8] * dx + k[9] * dy)
-    by = y - ay - (k[9] * dx - k[8] * dy)
-    # source frame -> template index coordinates (lenstronomy Interpol.coord2image_pixel)
-    ux = bx - k[10]
-    uy = by - k[11]
-    u = ux * k[12] + uy * k[13]
-    v = (uy * k[12] - ux * k[13]) * k[15]
-    return v + half, u + half
+    tc, tr = _sie_table(dx, dy, k, tab, 1)
+    return k[19] + k[20] * dx + k[21] * dy - tr, k[16] + k[17] * dx + k[18] * dy - tc
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -164,23 +180,78 @@ def _touches(sat, rmin, rmax, cmin, cmax):
 
 
 @numba.njit(cache=True, nogil=True)
-def _corners_kernel(k, tab, n, size, pix, cr, cc):
-    """Template (row, col) coordinates of the (S+1)^2 pixel corners."""
+def _corners_kernel(k, tab, n, size, pix, cr, cc, live):
+    """Template (row, col) coordinates of the pixel corners that a live pixel uses."""
     half = (n - 1) / 2.0
     for i in range(size + 1):
         y = (i - size / 2.0) * pix
         for j in range(size + 1):
+            if not (live[i, j] or live[i, j + 1] or live[i + 1, j] or live[i + 1, j + 1]):
+                continue
             r, c = _to_template((j - size / 2.0) * pix, y, k, tab, half)
             cr[i, j] = r
             cc[i, j] = c
 
 
 @numba.njit(cache=True, nogil=True)
-def _levels_kernel(k, sat_all, sat_core, size, pix, ss, ss_faint, pad_frac, pad_pix, spacing, cr, cc, levels):
+def _support_box(sat):
+    """(row0, row1, col0, col1): inclusive index range of the template's non-zero pixels, from
+    its summed-area table; row1 < row0 if the template is all zero."""
+    n = sat.shape[0] - 1
+    r0, r1, c0, c1 = n, -1, n, -1
+    for i in range(n):
+        if sat[i + 1, n] - sat[i, n] > 0:
+            r0 = min(r0, i)
+            r1 = i
+        if sat[n, i + 1] - sat[n, i] > 0:
+            c0 = min(c0, i)
+            c1 = i
+    return r0, r1, c0, c1
+
+
+@numba.njit(cache=True, nogil=True)
+def _live_kernel(k, sat, n, size, pix, amax, live):
+    """live[1 + i, 1 + j] = pixel (i, j) may see the template (a zero border around [S, S]).
+
+    A rigorous bound that needs no ray: every ray of a pixel lands within (1 + |gamma|) x the
+    pixel's half-diagonal of the shear-mapped pixel centre, minus a deflection of length <= amax
+    (arcsec). If that disc misses the template's non-zero box widened by the bilinear stencil
+    (1 template pixel), every ray of the pixel samples exactly zero; such pixels, and their
+    corners, are skipped. amax < 0 disables the bound (every pixel is live).
+    """
+    half = (n - 1) / 2.0
+    r0, r1, c0, c1 = _support_box(sat)
+    lo_r, hi_r, lo_c, hi_c = r0 - 1.0, r1 + 1.0, c0 - 1.0, c1 + 1.0
+    rad = (1.0 + math.hypot(k[8], k[9])) * pix * math.sqrt(0.5) / k[14] + amax + 1e-6
+    centre0 = (size - 1) / 2.0
+    for i in range(size):
+        y = (i - centre0) * pix
+        for j in range(size):
+            if amax < 0.0:
+                live[i + 1, j + 1] = True
+                continue
+            if r1 < r0:
+                live[i + 1, j + 1] = False
+                continue
+            x = (j - centre0) * pix
+            dx = x - k[0]
+            dy = y - k[1]
+            ux = x - (k[8] * dx + k[9] * dy) - k[10]
+            uy = y - (k[9] * dx - k[8] * dy) - k[11]
+            c = ux * k[12] + uy * k[13] + half
+            r = (uy * k[12] - ux * k[13]) * k[15] + half
+            er = max(lo_r - r, 0.0, r - hi_r)
+            ec = max(lo_c - c, 0.0, c - hi_c)
+            live[i + 1, j + 1] = er * er + ec * ec <= rad * rad
+
+
+@numba.njit(cache=True, nogil=True)
+def _levels_kernel(k, sat_all, sat_core, size, pix, ss, ss_faint, pad_frac, pad_pix, spacing, cr, cc, live, levels):
     """Rays per pixel along x (``levels[0]``) and y (``levels[1]``); 0 = not traced.
 
     Which pixels and which base supersampling (``ss`` near the template's core, ``ss_faint`` near
-    its outskirts only) as render.arc_masks decides. With ``spacing > 0`` (template pixels) a
+    its outskirts only) as render.arc_masks decides, minus the pixels that ``live`` (see
+    :func:`_live_kernel`) proves see only zeros (the 3x3 around the lens centre are always traced). With ``spacing > 0`` (template pixels) a
     pixel gets per axis only as many rays as keep the source-plane step between its rays below
     ``spacing`` x ss / base (the step of the uniform grid in an unlensed region), never more
     than the base: magnified pixels, whose edges shrink in the source plane, need fewer rays.
@@ -192,6 +263,10 @@ def _levels_kernel(k, sat_all, sat_core, size, pix, ss, ss_faint, pad_frac, pad_
             if near_y and abs((j - centre0) * pix - k[0]) <= 1.5 * pix:
                 levels[0, i, j] = ss  # the lens map is singular at the lens centre
                 levels[1, i, j] = ss
+                continue
+            if not live[i + 1, j + 1]:
+                levels[0, i, j] = 0
+                levels[1, i, j] = 0
                 continue
             r00, r01, r10, r11 = cr[i, j], cr[i, j + 1], cr[i + 1, j], cr[i + 1, j + 1]
             c00, c01, c10, c11 = cc[i, j], cc[i, j + 1], cc[i + 1, j], cc[i + 1, j + 1]
@@ -260,14 +335,18 @@ def _lens_setup(lens: LensParams, src: SourcePlacement, n: int, table_nodes: int
     if table_nodes <= 0:
         return k, np.zeros((0, 2))
     tab = np.empty((int(table_nodes) + 7, 2))
-    _build_table(k, tab)
+    _build_table(k, tab, 1)
     return k, tab
 
 
 def sie_deflection(x: np.ndarray, y: np.ndarray, lens: LensParams, table_nodes: int = DEFAULT_TABLE_NODES) -> tuple[np.ndarray, np.ndarray]:
     """SIE deflection (arcsec) at image-plane points (arcsec) as the compiled kernels compute
     it (the shear excluded): for tests against lenstronomy's ``SIE.derivatives``."""
-    k, tab = _lens_setup(lens, SourcePlacement(0.0, 0.0), 1, table_nodes)
+    k = lens_constants(lens, SourcePlacement(0.0, 0.0), 1)
+    tab = np.zeros((0, 2))
+    if table_nodes > 0:
+        tab = np.empty((int(table_nodes) + 7, 2))
+        _build_table(k, tab, 0)
     x = np.asarray(x, float).ravel()
     y = np.asarray(y, float).ravel()
     ax = np.empty_like(x)
@@ -279,7 +358,7 @@ def sie_deflection(x: np.ndarray, y: np.ndarray, lens: LensParams, table_nodes: 
 @numba.njit(cache=True, nogil=True)
 def _deflect_many(dx, dy, k, tab, ax, ay):
     for m in range(dx.shape[0]):
-        ax[m], ay[m] = _sie_table(dx[m], dy[m], k, tab)
+        ax[m], ay[m] = _sie_table(dx[m], dy[m], k, tab, 0)
 
 
 def ray_levels(
@@ -297,14 +376,20 @@ def ray_levels(
 def _levels(template, k, tab, size, pixel_scale, supersampling, faint_supersampling, core_fraction, ray_spacing=0.0) -> np.ndarray:
     adaptive = 0 < faint_supersampling < supersampling and core_fraction > 0
     _, sat_all, sat_core = _prepared(template, core_fraction if adaptive else 0.0)
-    cr = np.empty((size + 1, size + 1))
-    cc = np.empty((size + 1, size + 1))
-    _corners_kernel(k, tab, template.shape[0], size, float(pixel_scale), cr, cc)
+    n = template.shape[0]
+    # |alpha| bound (template pixels): a 4-point Lagrange interpolant is at most
+    # sum|w| <= 1.25 x its largest node
+    amax = 1.25 * float(np.sqrt((tab * tab).sum(axis=1)).max()) + 1e-9 if tab.shape[0] >= 8 else -1.0
+    live = np.zeros((size + 2, size + 2), np.bool_)
+    _live_kernel(k, sat_all, n, size, float(pixel_scale), amax, live)
+    cr = np.zeros((size + 1, size + 1))
+    cc = np.zeros((size + 1, size + 1))
+    _corners_kernel(k, tab, n, size, float(pixel_scale), cr, cc, live)
     levels = np.empty((2, size, size), np.int32)
     _levels_kernel(
         k, sat_all, sat_core, size, float(pixel_scale), int(supersampling),
         int(faint_supersampling) if adaptive else int(supersampling),
-        _FOOTPRINT_PAD_FRACTION, _FOOTPRINT_PAD_TEMPLATE_PIX, float(ray_spacing), cr, cc, levels,
+        _FOOTPRINT_PAD_FRACTION, _FOOTPRINT_PAD_TEMPLATE_PIX, float(ray_spacing), cr, cc, live, levels,
     )
     return levels
 

@@ -11,10 +11,10 @@ with B = 10^((22.5 - mu_sky) / 2.5) * pixel_scale^2 from the nominal dark-sky su
 brightness mu_sky (mag/arcsec^2, config ``render.sky_mag_arcsec2``). Pixels without data
 (invvar = 0) get no noise. The noise has zero mean: it only adds the arc's shot noise.
 
-Where the arc is fainter than ``ARC_NOISE_MIN_SKY_FRACTION`` (1e-3) of the sky level B, no noise
+Where the arc is fainter than ``ARC_NOISE_MIN_SKY_FRACTION`` (3e-3) of the sky level B, no noise
 is drawn: there its shot-noise variance, arc / B of the sky's, would raise the pixel's noise sigma
-by < 0.05 %, and skipping those pixels (the PSF wings, ~70 % of the lit pixels) cuts the Poisson
-draws ~3x. The draws are one ``rng.poisson`` call over the selected pixels in C order over
+by < 0.15 %, and skipping those pixels (the PSF wings, ~77 % of the lit pixels) cuts the Poisson
+draws ~4x (docs/PHYSICS.md). The draws are one ``rng.poisson`` call over the selected pixels in C order over
 (band, row, col), so they are a pure function of the arc, invvar and the task's "noise" stream.
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-ARC_NOISE_MIN_SKY_FRACTION = 1e-3  # no arc shot noise below this fraction of the sky level
+ARC_NOISE_MIN_SKY_FRACTION = 3e-3  # no arc shot noise below this fraction of the sky level
 
 
 def sky_nanomaggies_per_pixel(bands: str, sky_mag_arcsec2: Mapping[str, float], pixel_scale: float) -> np.ndarray:
