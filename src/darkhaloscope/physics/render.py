@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,29 +126,40 @@ def _touches_support(sat: np.ndarray, rmin, rmax, cmin, cmax) -> np.ndarray:
     return (count > 0) & (r1 > r0) & (c1 > c0)
 
 
-_PREP_CACHE: dict[tuple[int, float], tuple] = {}
+_PREP_CACHE: OrderedDict[int, tuple] = OrderedDict()
+_PREP_CACHE_SIZE = 512  # ~0.27 MB per 128 px template: <= ~140 MB per process
 
 
 def _prepared(template: np.ndarray, core_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(padded float64 template, support table of its non-zero pixels, support table of its
-    core: pixels >= core_fraction x its peak), memoised per template array object.
+    core: pixels >= core_fraction x its peak), memoised per template array object (LRU).
 
     The bank hands out the same (read-only by contract) array for a source every time, so the
     preparation is done once per source per process; a dead or different object is recomputed.
+    One entry per template holds the padding, the support table and the core tables by
+    fraction, so the renderer's two look-ups of a stamp hit the same entry.
     """
-    key = (id(template), float(core_fraction))
+    key = id(template)
     hit = _PREP_CACHE.get(key)
-    if hit is not None and hit[0]() is template:
-        return hit[1:]
-    core = template if core_fraction <= 0 else np.where(template >= core_fraction * template.max(), template, 0)
-    prep = (pad_template(template), _support_table(template), _support_table(core))
-    if len(_PREP_CACHE) >= 256:
-        _PREP_CACHE.clear()
-    try:
-        _PREP_CACHE[key] = (weakref.ref(template), *prep)
-    except TypeError:  # not weak-referenceable: do not cache
-        pass
-    return prep
+    if hit is None or hit[0]() is not template:
+        try:
+            ref = weakref.ref(template)
+        except TypeError:  # not weak-referenceable: do not cache
+            ref = None
+        hit = (ref, pad_template(template), _support_table(template), {})
+        if ref is not None:
+            _PREP_CACHE[key] = hit
+            if len(_PREP_CACHE) > _PREP_CACHE_SIZE:
+                _PREP_CACHE.popitem(last=False)
+    else:
+        _PREP_CACHE.move_to_end(key)
+    _, padded, sat_all, cores = hit
+    fraction = float(core_fraction)
+    sat_core = cores.get(fraction)
+    if sat_core is None:
+        sat_core = sat_all if fraction <= 0 else _support_table(np.where(template >= fraction * template.max(), template, 0))
+        cores[fraction] = sat_core
+    return padded, sat_all, sat_core
 
 
 def pixel_centres(size: int, pixel_scale: float) -> np.ndarray:
