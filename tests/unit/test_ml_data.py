@@ -128,3 +128,58 @@ def test_bad_rows_fail_clearly(tmp_path):
         decode_image(buf.getvalue())
     blob = rows[0]["stamp_npz"]
     np.testing.assert_array_equal(decode_image(blob), decode_stamp(blob)["image"])
+
+
+def _np_load_image(blob: bytes) -> np.ndarray:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+        return npz["image"]
+
+
+def test_fast_decode_equals_np_load_on_stamps_and_edge_cases():
+    from darkhaloscope.dataset.stamp import encode_stamp
+    from darkhaloscope.ml.data import _image_view, decode_image_readonly
+
+    rows = make_rows("train", 8, seed=4)
+    blobs = [r["stamp_npz"] for r in rows if r["stamp_npz"] is not None]
+    img = decode_stamp(blobs[0])["image"]
+    nan = img.copy()
+    nan[1, 5, 7] = np.nan
+    nan[2, 0, :] = np.inf
+    flat = np.full_like(img, 0.25)  # every pixel equal: MAD 0
+    inv, mb = np.ones_like(img), np.zeros(img.shape[1:], np.int32)
+    blobs += [encode_stamp(nan, inv, mb), encode_stamp(flat, inv, mb)]
+    for blob in blobs:
+        view = _image_view(blob)
+        assert view is not None  # the project's own blobs take the fast path
+        ref = _np_load_image(blob)
+        for got in (view, decode_image(blob), decode_image_readonly(blob)):
+            assert got.dtype == ref.dtype and got.shape == ref.shape
+            np.testing.assert_array_equal(got, ref)  # NaN == NaN here, bit-equal values
+        assert decode_image(blob).flags.writeable
+    # numpy's own writer (ZIP64 local headers), other dtypes/orders: same values whichever path runs
+    for arr in (img, img.astype(">f4"), img.astype(np.float64), np.asfortranarray(img), img[:, :3, :3]):
+        buf = io.BytesIO()
+        np.savez(buf, invvar=inv, image=arr)
+        np.testing.assert_array_equal(decode_image(buf.getvalue()), _np_load_image(buf.getvalue()))
+    assert _image_view(encode_stamp(img, inv, mb)[:-1]) is None  # truncated: left to np.load
+
+
+def test_fast_decode_refuses_what_np_load_refuses():
+    from darkhaloscope.dataset.stamp import encode_npz
+    from darkhaloscope.ml.data import _image_view
+
+    blob = make_rows("train", 1, seed=5)[0]["stamp_npz"]
+    corrupt = bytearray(blob)
+    corrupt[2000] ^= 0xFF  # a pixel byte of the image member: the CRC no longer matches
+    assert _image_view(bytes(corrupt)) is None
+    with pytest.raises(Exception) as fast_err:
+        decode_image(bytes(corrupt))
+    with pytest.raises(Exception) as ref_err:
+        _np_load_image(bytes(corrupt))
+    assert type(fast_err.value) is type(ref_err.value)
+    pickled = encode_npz(image=np.array([{"a": 1}], dtype=object))
+    assert _image_view(pickled) is None
+    with pytest.raises(SecurityError):
+        decode_image(pickled)
+    with pytest.raises(KeyError):
+        decode_image(encode_npz(arc=np.zeros((3, 4, 4), np.float32)))

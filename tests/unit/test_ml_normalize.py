@@ -118,3 +118,30 @@ def test_fast_median_equals_numpy_median():
         a = rng.normal(size=(4, 3, n)).astype(np.float32)
         a[0, 0, : n // 2] = 1.0  # ties
         np.testing.assert_allclose(_median(a)[..., 0], np.median(a, axis=-1), rtol=1e-6, atol=1e-7)
+
+
+def _mask_based_outer_mad(images: np.ndarray, clip: float = 10.0, eps: float = 1e-6) -> np.ndarray:
+    """The previous implementation (boolean mask per call, np.median): the slow path."""
+    x = np.asarray(images, dtype=np.float32)
+    x = np.where(np.isfinite(x), x, np.float32(0.0))
+    outer = x[..., outer_mask(x.shape[-1])]
+    med = np.median(outer, axis=-1, keepdims=True).astype(np.float32)
+    mad = np.median(np.abs(outer - med), axis=-1, keepdims=True).astype(np.float32)
+    z = (x - med[..., None]) / (np.float32(1.4826) * mad[..., None] + np.float32(eps))
+    return np.clip(z, -clip, clip).astype(np.float32)
+
+
+def test_vectorised_outer_stats_equal_mask_based_path():
+    from darkhaloscope.ml.normalize import outer_median_mad
+
+    batch = np.stack([_stamp(s) for s in range(6)])
+    batch[0, 1, 0, 0] = np.nan  # NaN in the outer ring
+    batch[1, 2, 31, 31] = np.inf  # inf in the core
+    batch[2, 0] = 0.02  # every pixel equal: MAD 0, z = 0 everywhere
+    batch[3, 1][outer_mask(64)] = -0.003  # all-equal outer ring, bright core: clipped at +10
+    out = outer_mad(batch)
+    np.testing.assert_array_equal(out, _mask_based_outer_mad(batch))
+    assert np.all(out[2, 0] == 0) and out[3, 1, 31, 31] == 10.0 and np.isfinite(out).all()
+    med, mad = outer_median_mad(batch)
+    assert med.shape == mad.shape == (6, 3, 1, 1) and mad[2, 0, 0, 0] == mad[3, 1, 0, 0] == 0
+    np.testing.assert_array_equal(asinh_outer(batch, clip=1e9), np.arcsinh(_mask_based_outer_mad(batch, clip=1e30)))

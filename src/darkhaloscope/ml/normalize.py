@@ -42,6 +42,14 @@ def outer_mask(size: int, inner_frac: float = 0.5) -> np.ndarray:
     return mask
 
 
+@functools.lru_cache(maxsize=16)
+def outer_index(size: int, inner_frac: float = 0.5) -> np.ndarray:
+    """Flat indices (into ``S * S``) of the :func:`outer_mask` pixels, in row-major order."""
+    idx = np.flatnonzero(outer_mask(size, inner_frac)).astype(np.intp)
+    idx.setflags(write=False)
+    return idx
+
+
 def _prepare(images: np.ndarray) -> np.ndarray:
     x = np.asarray(images, dtype=np.float32)
     if x.ndim < 3 or x.shape[-1] != x.shape[-2]:
@@ -54,30 +62,58 @@ def _prepare(images: np.ndarray) -> np.ndarray:
 def _median(a: np.ndarray) -> np.ndarray:
     """np.median over the last axis (keepdims) of finite data, 2.6x faster: one partition at
     n // 2, then for even n the lower middle is the maximum of the lower part."""
+    return _median_inplace(np.partition(a, a.shape[-1] // 2, axis=-1))
+
+
+def _median_inplace(a: np.ndarray) -> np.ndarray:
+    """Like :func:`_median` but partitions ``a`` (C-contiguous, last axis) in place."""
     n = a.shape[-1]
     k = n // 2
-    part = np.partition(a, k, axis=-1)
-    upper = part[..., k : k + 1]
+    a.partition(k, axis=-1)
+    upper = a[..., k : k + 1]
     if n % 2:
-        return upper
-    return np.float32(0.5) * (part[..., :k].max(axis=-1, keepdims=True) + upper)
+        return upper.copy()
+    return np.float32(0.5) * (a[..., :k].max(axis=-1, keepdims=True) + upper)
+
+
+def _outer_stats(x: np.ndarray, inner_frac: float) -> tuple[np.ndarray, np.ndarray]:
+    """Median and MAD ``[..., B, 1]`` of prepared float32 images ``x`` ``[..., B, S, S]``.
+
+    All stamps and bands at once: one gather of the outer pixels into a ``[M, n_outer]`` buffer
+    with a precomputed index array (5x faster than a boolean mask), then two in-place partitions
+    (median, then median of |outer - median| in the same buffer). Values equal the per-band
+    ``np.median`` of the masked pixels (tested bit for bit against the mask-based version).
+    """
+    s = x.shape[-1]
+    flat = x.reshape(-1, s * s)
+    outer = np.take(flat, outer_index(s, inner_frac), axis=1)  # [M, n_outer], a fresh buffer
+    med = _median_inplace(outer)  # [M, 1] float32
+    np.subtract(outer, med, out=outer)
+    np.abs(outer, out=outer)
+    mad = _median_inplace(outer)
+    lead = x.shape[:-2]
+    return med.reshape(*lead, 1).astype(np.float32, copy=False), mad.reshape(*lead, 1).astype(np.float32, copy=False)
 
 
 def outer_median_mad(images: np.ndarray, inner_frac: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Per-band median and MAD (nanomaggies) of the outer annulus, each shaped ``[..., B, 1, 1]``."""
+    med, mad = _outer_stats(_prepare(images), inner_frac)
+    return med[..., None], mad[..., None]
+
+
+def _outer_z(images: np.ndarray, eps: float, inner_frac: float) -> np.ndarray:
+    """(x - outer median) / (1.4826 outer MAD + eps), float32, in a fresh array."""
     x = _prepare(images)
-    outer = x[..., outer_mask(x.shape[-1], inner_frac)]  # [..., B, n_outer]
-    med = _median(outer)
-    mad = _median(np.abs(outer - med))
-    return med[..., None].astype(np.float32), mad[..., None].astype(np.float32)
+    med, mad = _outer_stats(x, inner_frac)
+    z = np.subtract(x, med[..., None])
+    z /= np.float32(MAD_TO_SIGMA) * mad[..., None] + np.float32(eps)
+    return z
 
 
 def outer_mad(images: np.ndarray, clip: float = 10.0, eps: float = 1e-6, inner_frac: float = 0.5) -> np.ndarray:
     """The seeds' normalisation: (x - outer median) / (1.4826 outer MAD + eps), clipped to +-clip."""
-    x = _prepare(images)
-    med, mad = outer_median_mad(x, inner_frac)
-    z = (x - med) / (np.float32(MAD_TO_SIGMA) * mad + np.float32(eps))
-    return np.clip(z, -clip, clip).astype(np.float32, copy=False)
+    z = _outer_z(images, eps, inner_frac)
+    return np.clip(z, -clip, clip, out=z)
 
 
 def asinh_outer(images: np.ndarray, clip: float = 10.0, eps: float = 1e-6, inner_frac: float = 0.5) -> np.ndarray:
@@ -85,10 +121,9 @@ def asinh_outer(images: np.ndarray, clip: float = 10.0, eps: float = 1e-6, inner
 
     ``clip`` bounds the result as a safety net only (asinh reaches 10 at z = 1.1e4).
     """
-    x = _prepare(images)
-    med, mad = outer_median_mad(x, inner_frac)
-    z = (x - med) / (np.float32(MAD_TO_SIGMA) * mad + np.float32(eps))
-    return np.clip(np.arcsinh(z), -clip, clip).astype(np.float32, copy=False)
+    z = _outer_z(images, eps, inner_frac)
+    np.arcsinh(z, out=z)
+    return np.clip(z, -clip, clip, out=z)
 
 
 def per_band_zscore(images: np.ndarray, clip: float = 10.0, eps: float = 1e-6, inner_frac: float = 0.5) -> np.ndarray:
