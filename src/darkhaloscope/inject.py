@@ -109,14 +109,15 @@ def _problem(task: Mapping[str, Any], cutout: Cutout, cfg: Config) -> str | None
     for name, arr, shape in (("image", cutout.image, (nb, s, s)), ("invvar", cutout.invvar, (nb, s, s)), ("maskbits", cutout.maskbits, (s, s))):
         if np.shape(arr) != shape:
             return f"cutout {name} has shape {np.shape(arr)}, expected {shape}"
-    for name, arr in (("image", cutout.image), ("invvar", cutout.invvar)):
-        bad = ~np.isfinite(arr)
-        if bad.any():
+    flags = fastrow.cutout_flags(np.ascontiguousarray(cutout.image), np.ascontiguousarray(cutout.invvar))  # one pass
+    for name, arr, bad_any in (("image", cutout.image, flags[0]), ("invvar", cutout.invvar, flags[1])):
+        if bad_any:
+            bad = ~np.isfinite(arr)
             per_band = {cfg.survey.bands[b]: int(bad[b].sum()) for b in range(nb) if bad[b].any()}
             return f"cutout {name} has non-finite pixels (per band: {per_band})"
-    if (cutout.invvar < 0).any():
+    if flags[2]:
         return "cutout invvar has negative pixels"
-    if not (cutout.invvar > 0).any():
+    if not flags[3]:
         return "cutout invvar is zero everywhere (no data)"
     for b in cfg.survey.bands:
         fwhm = _num(task.get(f"psfsize_{b}"))
@@ -156,9 +157,9 @@ def render_arc(
         faint_supersampling=cfg.render.faint_supersampling, core_fraction=cfg.render.core_fraction,
         ray_spacing=cfg.render.ray_spacing,
     )
-    conv = convolve_bands(unit, [float(fwhms[b]) for b in bands], cfg.survey.pixel_scale, cfg.render.moffat_beta, cfg.render.psf_flux_fraction)
-    flux = np.array([float(mag_to_nanomaggies(float(mags[b]))) for b in bands])
-    return (conv * flux[:, None, None]).astype(np.float32)
+    flux = [float(mag_to_nanomaggies(float(mags[b]))) for b in bands]
+    r = cfg.render
+    return convolve_bands(unit, [float(fwhms[b]) for b in bands], cfg.survey.pixel_scale, r.moffat_beta, r.psf_flux_fraction, scale=flux)
 
 
 def unlensed_fraction_in_stamp(src_x: float, src_y: float, fwhm: float, cfg: Config) -> float:
@@ -210,8 +211,9 @@ def _draw(task: Mapping[str, Any], bank: SourceBank, cfg: Config) -> dict:
     }
 
 
-def _add_arc(arc: np.ndarray, cutout: Cutout, task_id: int, cfg: Config) -> np.ndarray:
-    """The stamp image float32 [B, S, S]: cutout + arc + the arc's shot noise where invvar > 0.
+def _add_arc(arc: np.ndarray, cutout: Cutout, task_id: int, cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+    """(the stamp image float32 [B, S, S]: cutout + arc + the arc's shot noise where invvar > 0,
+    the arc's flux per band float64 [B] (nanomaggies), summed in the same pass).
 
     Shot noise (physics.noise, on with ``render.arc_poisson_noise``): one Poisson draw per pixel
     with arc >= ARC_NOISE_MIN_SKY_FRACTION x the band's sky level and invvar > 0, in C order over
@@ -230,8 +232,8 @@ def _add_arc(arc: np.ndarray, cutout: Cutout, task_id: int, cfg: Config) -> np.n
         if n:
             counts = task_rng(cfg.seed, task_id, "noise").poisson(lam[:n])
     image = np.empty(arc.shape, np.float32)
-    fastrow.add_arc(cutout.image, arc, invvar, sky, index[:n], lam[:n], counts, image)
-    return image
+    flux = fastrow.add_arc(cutout.image, arc, invvar, sky, index[:n], lam[:n], counts, image)
+    return image, flux
 
 
 _SKY: dict[int, tuple[Config, np.ndarray]] = {}
@@ -279,7 +281,7 @@ def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Confi
     arc = render_arc(template, lens, src, mags, fwhms, cfg, cfg.render.supersampling)
 
     invvar = cutout.invvar
-    image = _add_arc(arc, cutout, row["task_id"], cfg)
+    image, flux = _add_arc(arc, cutout, row["task_id"], cfg)
     row["stamp_npz"] = encode_stamp(image, invvar, cutout.maskbits)
     if cfg.render.write_arc:
         row["arc_npz"] = encode_arc(arc)
@@ -293,7 +295,6 @@ def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Confi
         src_dmag=p["src_dmag"], brightness_mode=cfg.source.brightness_mode,
         source_hlr_arcsec=_f32_or_none(meta["hlr_arcsec"][p["index"]]) if "hlr_arcsec" in meta else None,
     )
-    flux = fastrow.band_sums(arc)
     for b in ROW_BANDS:
         if b in bands:
             row[f"src_mag_{b}"] = mags[b]

@@ -94,7 +94,9 @@ def test_noise_and_injection_sum_equal_the_numpy_reference(noise):
     n = fastrow.noise_pixels(arc, invvar, sky, 1e-3 if noise else np.inf, index, lam)
     counts = np.random.default_rng(5).poisson(lam[:n])
     out = np.empty(arc.shape, np.float32)
-    fastrow.add_arc(image, arc, invvar, sky, index[:n], lam[:n], counts, out)
+    sums = fastrow.add_arc(image, arc, invvar, sky, index[:n], lam[:n], counts, out)
+    assert np.array_equal(sums, fastrow.band_sums(arc))  # the arc's flux, taken in the same pass
+    assert sums == pytest.approx(arc.sum(axis=(1, 2), dtype=np.float64), rel=1e-12)
     add = arc.astype(np.float64)
     if noise:
         ref_noise = arc_poisson_noise(np.random.default_rng(5), arc, invvar, sky, 1e-3)
@@ -106,3 +108,21 @@ def test_noise_and_injection_sum_equal_the_numpy_reference(noise):
     expected = (image.astype(np.float64) + np.where(invvar > 0, add, 0.0)).astype(np.float32)
     assert np.array_equal(out, expected)
 
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cutout_flags_equal_the_numpy_checks(dtype):
+    rng = np.random.default_rng(3)
+    image = rng.normal(size=(3, 16, 16)).astype(dtype)
+    invvar = rng.uniform(0, 2, (3, 16, 16)).astype(dtype)
+    cases = [
+        (image, invvar),
+        (np.where(np.arange(16) == 5, np.nan, image).astype(dtype), invvar),
+        (image, np.where(np.arange(16) == 2, np.inf, invvar).astype(dtype)),
+        (image, np.where(np.arange(16) == 7, -1.0, invvar).astype(dtype)),
+        (image, np.zeros_like(invvar)),
+        (image, np.where(np.arange(16) == 7, np.nan, np.zeros_like(invvar)).astype(dtype)),
+    ]
+    for img, iv in cases:
+        expected = (not np.isfinite(img).all(), not np.isfinite(iv).all(), bool((iv < 0).any()), bool((iv > 0).any()))
+        assert fastrow.cutout_flags(img, iv) == expected

@@ -62,3 +62,18 @@ def test_caustic_mode_sources_are_multiply_imaged():
         hit = np.hypot(bx - sx, by - sy) < 0.03 * lens.theta_e
         angles = np.unique(np.round(P[hit] / (np.pi / 4)))  # image directions, coarse
         assert hit.any() and len(angles) >= 2
+
+
+def test_f32_equals_numpy_float32_rounding():
+    """f32 (struct fast path) rounds exactly as numpy's cast, overflow and NaN included."""
+    import warnings
+
+    from darkhaloscope.physics.params import f32
+
+    rng = np.random.default_rng(4)
+    values = list(rng.normal(size=2000) * 10.0 ** rng.integers(-45, 39, 2000)) + [0.0, -0.0, 3.4028235e38, 3.5e38, -1e39, 7e-46, np.inf]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for v in values:
+            assert f32(float(v)) == float(np.float32(v))
+    assert np.isnan(f32(float("nan")))

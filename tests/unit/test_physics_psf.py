@@ -58,6 +58,29 @@ def test_convolution_equals_scipy_fftconvolve():
         assert np.allclose(out[b], ref, atol=1e-12)
 
 
+def test_scaled_float32_output_equals_scaling_afterwards():
+    """The ``scale`` path writes float32(convolved x scale) directly: the same bits."""
+    img = np.zeros((64, 64))
+    img[20:41, 25:37] = np.random.default_rng(1).random((21, 12))
+    fwhms, flux = [1.7, 1.25, 0.95], [0.37, 2.5, 11.0]
+    ref = (convolve_bands(img, fwhms, PIX) * np.array(flux)[:, None, None]).astype(np.float32)
+    out = convolve_bands(img, fwhms, PIX, scale=flux)
+    assert out.dtype == np.float32 and np.array_equal(out, ref)
+    assert not convolve_bands(np.zeros((64, 64)), fwhms, PIX, scale=flux).any()
+
+
+def test_small_arc_box_near_the_edge_equals_fftconvolve():
+    """The FFT covers only the arc's box padded by the largest radius: check a box at the stamp
+    corner with very different kernel radii (flux scattered off the stamp is lost in both)."""
+    img = np.zeros((64, 64))
+    img[0:5, 58:64] = np.random.default_rng(2).random((5, 6))
+    fwhms = [2.6, 0.7]
+    out = convolve_bands(img, fwhms, PIX)
+    for b, f in enumerate(fwhms):
+        ref = fftconvolve(img, moffat_kernel(f, PIX, 3.5, 0.995, 63), mode="same")
+        assert np.allclose(out[b], ref, rtol=0, atol=1e-13 * ref.max())
+
+
 def test_bad_fwhm_is_a_physics_error():
     from darkhaloscope.errors import PhysicsError
 

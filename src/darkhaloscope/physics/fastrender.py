@@ -12,7 +12,9 @@ zero either way, see :func:`_live_kernel`).
 The numba functions are compiled once per process (``cache=True`` keeps the machine code on disk
 next to this file, so fresh Spark executor processes load it instead of compiling); there is no
 fastmath and no parallelism, so a render is a deterministic function of its inputs and
-``render_arc_from_row`` reproduces a stored arc bit for bit. Units as in :mod:`.render`.
+``render_arc_from_row`` reproduces a stored arc bit for bit. ``error_model="numpy"`` only drops
+numba's ZeroDivisionError checks (no divisor here is zero where the checks would not have
+raised), which makes tracing ~25 % faster with the same bits. Units as in :mod:`.render`.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def lens_constants(lens: LensParams, src: SourcePlacement, n: int) -> np.ndarray
     ])
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _sie_exact(dx, dy, k):
     """lenstronomy's SIE deflection (NIE with a 1e-10 core: shift, rotate to the major axis,
     NIEMajorAxis.derivatives, rotate back) at (dx, dy) arcsec from the lens centre.
@@ -79,7 +81,7 @@ def _sie_exact(dx, dy, k):
     return fx * c - fy * s, fx * s + fy * c
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _to_frame(ax, ay, k, frame):
     """A deflection (arcsec) in the table's frame: arcsec (frame 0) or template (col, row)
     pixels (frame 1: scaled, rotated by phi_G, rows flipped)."""
@@ -88,7 +90,7 @@ def _to_frame(ax, ay, k, frame):
     return ax * k[12] + ay * k[13], (ay * k[12] - ax * k[13]) * k[15]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _build_table(k, tab, frame):
     """SIE deflection on the unit circle at nodes uniform in t = tan(phi/2), t in
     [-1 - 3h, 1 + 3h] (h = 2 / (len - 7)): the right half-plane plus a margin for the stencil;
@@ -103,7 +105,7 @@ def _build_table(k, tab, frame):
         tab[m, 0], tab[m, 1] = _to_frame(ax, ay, k, frame)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _sie_table(dx, dy, k, tab, frame):
     """SIE deflection from the direction table (in the table's frame, see :func:`_build_table`):
     an isothermal deflection depends only on the direction (the 1e-10 arcsec core aside), and
@@ -135,7 +137,7 @@ def _sie_table(dx, dy, k, tab, frame):
     return sign * ax, sign * ay
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _to_template(x, y, k, tab, half):
     """Image-plane (x, y) arcsec -> template (row, col) index coordinates (see render.ray_shoot
     and render.template_coords: beta = theta - alpha_SIE - alpha_shear, then shift/scale/rotate)."""
@@ -148,7 +150,7 @@ def _to_template(x, y, k, tab, half):
     return k[19] + k[20] * dx + k[21] * dy - tr, k[16] + k[17] * dx + k[18] * dy - tc
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _bilinear(padded, r, c):
     """One bilinear sample of the zero-bordered template (render.bilinear, scalar)."""
     lim = padded.shape[0] - 2.0
@@ -165,7 +167,7 @@ def _bilinear(padded, r, c):
     return top * (1.0 - fr) + bot * fr
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _touches(sat, rmin, rmax, cmin, cmax):
     """render._touches_support for one box: does it hold a non-zero template pixel?"""
     n = sat.shape[0] - 1
@@ -179,7 +181,7 @@ def _touches(sat, rmin, rmax, cmin, cmax):
     return sat[i1, j1] - sat[i0, j1] - sat[i1, j0] + sat[i0, j0] > 0
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _corners_kernel(k, tab, n, size, pix, cr, cc, live):
     """Template (row, col) coordinates of the pixel corners that a live pixel uses."""
     half = (n - 1) / 2.0
@@ -193,7 +195,7 @@ def _corners_kernel(k, tab, n, size, pix, cr, cc, live):
             cc[i, j] = c
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _support_box(sat):
     """(row0, row1, col0, col1): inclusive index range of the template's non-zero pixels, from
     its summed-area table; row1 < row0 if the template is all zero."""
@@ -209,7 +211,7 @@ def _support_box(sat):
     return r0, r1, c0, c1
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _live_kernel(k, sat, n, size, pix, amax, live):
     """live[1 + i, 1 + j] = pixel (i, j) may see the template (a zero border around [S, S]).
 
@@ -245,7 +247,7 @@ def _live_kernel(k, sat, n, size, pix, amax, live):
             live[i + 1, j + 1] = er * er + ec * ec <= rad * rad
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _levels_kernel(k, sat_all, sat_core, size, pix, ss, ss_faint, pad_frac, pad_pix, spacing, cr, cc, live, levels):
     """Rays per pixel along x (``levels[0]``) and y (``levels[1]``); 0 = not traced.
 
@@ -295,7 +297,7 @@ def _levels_kernel(k, sat_all, sat_core, size, pix, ss, ss_faint, pad_frac, pad_
             levels[1, i, j] = my
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _trace_kernel(k, tab, padded, n, size, pix, levels, out):
     """Mean template value of the mx x my midpoint rays of each traced pixel (mx, my = levels)."""
     half = (n - 1) / 2.0
@@ -355,7 +357,7 @@ def sie_deflection(x: np.ndarray, y: np.ndarray, lens: LensParams, table_nodes: 
     return ax, ay
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _deflect_many(dx, dy, k, tab, ax, ay):
     for m in range(dx.shape[0]):
         ax[m], ay[m] = _sie_table(dx[m], dy[m], k, tab, 0)

@@ -28,7 +28,7 @@ import numpy as np
 _HLR_BIN = 0.25  # pixels: radial bin of the half-light histogram
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _snr_pass(arc, invvar, maskbits, threshold, stack, labels):
     """(n_good, max SNR, sum arc, sum 1/invvar, best region SNR) over good pixels of one band."""
     s0, s1 = arc.shape
@@ -45,13 +45,13 @@ def _snr_pass(arc, invvar, maskbits, threshold, stack, labels):
                 continue
             a = np.float64(arc[i, j])
             n_good += 1
-            sigma = 1.0 / math.sqrt(iv + 1e-12)
-            v = a / sigma
+            root = math.sqrt(iv + 1e-12)
+            v = a / (1.0 / root)  # a / sigma, as metrics.snr_metrics divides
             if v > snr_max:
                 snr_max = v
             sum_arc += a
             sum_var += 1.0 / iv
-            if a * math.sqrt(iv + 1e-12) > threshold:
+            if a * root > threshold:
                 labels[i, j] = -1  # candidate, not yet labelled
                 r0 = min(r0, i)
                 r1 = max(r1, i)
@@ -121,7 +121,7 @@ def snr_metrics_fast(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray, 
     return float(snr), snr_sum, float(region), None
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _hlr_pixels(img, width):
     """Half-light radius (pixels) of max(img, 0) around its flux-weighted centroid; -1 if no flux."""
     s0, s1 = img.shape
@@ -145,6 +145,8 @@ def _hlr_pixels(img, width):
     wsum = np.zeros(nbin)
     rtop = np.full(nbin, -1.0)  # largest radius in each bin (any pixel, flux or not)
     rad = np.empty(s0 * s1)
+    pbin = np.empty(s0 * s1, np.int64)  # each pixel's bin, computed once
+    count = np.zeros(nbin, np.int64)
     for i in range(s0):
         dy = i - cy
         for j in range(s1):
@@ -152,6 +154,8 @@ def _hlr_pixels(img, width):
             r = math.sqrt(dy * dy + dx * dx)  # np.hypot to within an ulp
             rad[i * s1 + j] = r
             b = int(r / width)
+            pbin[i * s1 + j] = b
+            count[b] += 1
             v = np.float64(img[i, j])
             if v > 0.0:
                 wsum[b] += v
@@ -164,15 +168,12 @@ def _hlr_pixels(img, width):
             break
         cum += wsum[k]
     # the crossing bin: its pixels in (radius, flat index) order = the stable argsort's order
-    m = 0
-    for p in range(s0 * s1):
-        if int(rad[p] / width) == k:
-            m += 1
+    m = count[k]
     rr = np.empty(m)
     idx = np.empty(m, np.int64)
     m = 0
     for p in range(s0 * s1):
-        if int(rad[p] / width) == k:
+        if pbin[p] == k:
             rr[m] = rad[p]
             idx[m] = p
             m += 1
@@ -202,7 +203,7 @@ def half_light_radius_fast(image: np.ndarray, pixel_scale: float) -> float | Non
     return None if r < 0 else float(r * pixel_scale)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def band_sums(arc):
     """float64 [B] sum of each band of arc [B, S, S] (nanomaggies)."""
     out = np.zeros(arc.shape[0])
@@ -215,7 +216,7 @@ def band_sums(arc):
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def noise_pixels(arc, invvar, sky, min_sky_fraction, index, lam):
     """Pixels that get arc shot noise, in C order over (band, row, col): invvar > 0 and
     arc >= min_sky_fraction x sky[band] (and arc > 0). Writes their flat indices and expected
@@ -235,19 +236,26 @@ def noise_pixels(arc, invvar, sky, min_sky_fraction, index, lam):
     return n
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def add_arc(image, arc, invvar, sky, index, lam, counts, out):
     """out = float32(image + arc + shot noise) where invvar > 0, else image (float64 sums).
 
     The noise of pixel index[m] is (counts[m] - lam[m]) / gain, gain = invvar x sky[band].
+    Returns :func:`band_sums` of the arc (float64 [B], the same sequential sums), taken in the
+    same pass.
     """
     nb, s0, s1 = arc.shape
+    sums = np.zeros(nb)
     for b in range(nb):
+        acc = 0.0
         for i in range(s0):
             for j in range(s1):
                 iv = np.float64(invvar[b, i, j])
-                add = np.float64(arc[b, i, j]) if iv > 0.0 else 0.0
+                a = np.float64(arc[b, i, j])
+                acc += a
+                add = a if iv > 0.0 else 0.0
                 out[b, i, j] = np.float32(np.float64(image[b, i, j]) + add)
+        sums[b] = acc
     for m in range(index.shape[0]):
         p = index[m]
         b = p // (s0 * s1)
@@ -256,4 +264,28 @@ def add_arc(image, arc, invvar, sky, index, lam, counts, out):
         gain = np.float64(invvar[b, i, j]) * sky[b]
         add = np.float64(arc[b, i, j]) + (np.float64(counts[m]) - lam[m]) / gain
         out[b, i, j] = np.float32(np.float64(image[b, i, j]) + add)
+    return sums
 
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def cutout_flags(image, invvar):
+    """One pass over a cutout: (image has a non-finite pixel, invvar has a non-finite pixel,
+    invvar has a negative pixel, invvar has a positive pixel)."""
+    bad_image = False
+    bad_invvar = False
+    negative = False
+    positive = False
+    flat_i = image.reshape(-1)
+    flat_v = invvar.reshape(-1)
+    for p in range(flat_i.shape[0]):
+        if not math.isfinite(flat_i[p]):
+            bad_image = True
+    for p in range(flat_v.shape[0]):
+        v = flat_v[p]
+        if not math.isfinite(v):
+            bad_invvar = True
+        elif v < 0.0:
+            negative = True
+        elif v > 0.0:
+            positive = True
+    return bad_image, bad_invvar, negative, positive

@@ -9,6 +9,7 @@ stored arc bit for bit.
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,10 +17,15 @@ import numpy as np
 from ..config import LensConfig
 from ..errors import PhysicsError
 
+_F32 = struct.Struct("<f")
+
 
 def f32(value: float) -> float:
     """``value`` rounded to the nearest float32, as a Python float (what a float32 column keeps)."""
-    return float(np.float32(value))
+    try:  # struct rounds to nearest-even as numpy's cast does, ~5x faster for one scalar
+        return _F32.unpack(_F32.pack(value))[0]
+    except (OverflowError, struct.error, TypeError):  # beyond float32 range (numpy: +-inf) or exotic input
+        return float(np.float32(value))
 
 
 @dataclass(frozen=True)
