@@ -124,3 +124,24 @@ def test_write_read_roundtrip(built, tmp_path):
     out = A.write_anchors(table.head(50), tmp_path / "a.parquet")
     back = A.read_anchors(out)
     pd.testing.assert_frame_equal(back, table.head(50).reset_index(drop=True))
+
+
+def test_free_text_citations_map_to_known_papers_and_empty_selection_is_named(tmp_path):
+    from darkhaloscope.cli import main as cli_main
+    from darkhaloscope.ml.anchors import parse_references, reference_set
+
+    # a user CSV cites papers in words, not by arXiv id / DOI / bibcode
+    assert parse_references("Huang et al. 2020") == ["huang2020"]
+    assert parse_references("Jacobs et al. (2019)") == ["jacobs2019"]
+    assert reference_set(parse_references("Storfer et al. 2022")[0]) == "ground"
+    assert parse_references("Nobody et al. 2020") == ["Nobody et al. 2020"]  # unknown stays itself
+    assert reference_set("Nobody et al. 2020") == "other"
+
+    csv = tmp_path / "mine.csv"
+    csv.write_text("name,ra,dec,grade,reference\nL1,150.1,10.1,A,Nobody et al. 2020\n")
+    assert cli_main(["anchors", "build", "--catalog", str(csv), "--out", str(tmp_path / "a.parquet")]) == 0
+    # only an 'other' anchor: the default sets select nothing -> exit 1 with a message, no traceback
+    rc = cli_main(["anchors", "cutouts", "--anchors", str(tmp_path / "a.parquet"), "--out", str(tmp_path / "s"),
+                   "--bricks", str(tmp_path)])
+    assert rc == 1
+    assert not (tmp_path / "s" / "anchor_stamps.parquet").exists()

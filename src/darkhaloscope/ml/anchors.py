@@ -101,6 +101,14 @@ _ARXIV_OLD = re.compile(r"(?:astro-ph/|arxiv:)(\d{7})", re.I)
 _DOI = re.compile(r"(10\.\d{4,9}/[^\s#|]+)")
 _BIBCODE = re.compile(r"(\d{4}[A-Za-z&.]{2,}[\w.&]*?\d+[A-Z])(?:/|\b)")
 _AUTHOR_YEAR = re.compile(r"^([^()|]+?) et al\. \((\d{4})\)")
+# Free-text citations in user CSVs ("Huang et al. 2020", "Jacobs et al. (2019)"): surname + year
+# of a known paper's label, for catalogs that give no arXiv id, DOI or bibcode.
+_CITATION = re.compile(r"^\s*([A-Za-z'\-]+)(?: et al\.?| and [A-Za-z'\-]+)?,?\s*\(?(\d{4})[a-z]?\)?")
+_CITATION_TO_REF: dict[tuple[str, str], Reference] = {}
+for _r in REFERENCES:
+    _m = _CITATION.match(_r.label)
+    if _m:
+        _CITATION_TO_REF.setdefault((_m.group(1).lower(), _m.group(2)), _r)
 
 _GRADE_RANK = {"A": 0, "confident": 0, "B": 1, "probable": 1, "C": 2}
 _NORM_GRADE = {"a": "A", "confident": "A", "b": "B", "probable": "B", "c": "C"}
@@ -142,6 +150,10 @@ def parse_references(ref: str) -> list[str]:
     for token in _split_ref_tokens(ref):
         ids = _token_ids(token)
         key = next((_ID_TO_REF[i.lower()].key for i in ids if i.lower() in _ID_TO_REF), None)
+        if key is None:
+            cited = _CITATION.match(token)
+            known = _CITATION_TO_REF.get((cited.group(1).lower(), cited.group(2))) if cited else None
+            key = known.key if known else None
         if key is None:
             m = _AUTHOR_YEAR.match(token)
             arxiv = [i for i in ids[:-1] if _ARXIV_NEW.fullmatch(i)]

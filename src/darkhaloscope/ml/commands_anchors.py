@@ -83,6 +83,10 @@ def _cutouts(args) -> int:
     df = df[keep].reset_index(drop=True)
     if args.limit:
         df = df.head(args.limit)
+    if df.empty:
+        raise CatalogError(f"no anchors of set(s) {list(sets)}{'' if args.all_dec else ' inside the DR10 footprint'} in {args.anchors} "
+                           "(see its .summary.json for the counts per set; --sets all or --all-dec widen the selection)",
+                           path=str(args.anchors), field="sets")
     service = None
     if args.service:
         cache = args.cache_dir or str(Path.home() / ".cache" / "darkhaloscope" / "cutouts")
