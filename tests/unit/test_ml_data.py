@@ -136,8 +136,7 @@ def _np_load_image(blob: bytes) -> np.ndarray:
 
 
 def test_fast_decode_equals_np_load_on_stamps_and_edge_cases():
-    from darkhaloscope.dataset.stamp import encode_stamp
-    from darkhaloscope.ml.data import _image_view, decode_image_readonly
+    from darkhaloscope.dataset.stamp import _image_view, decode_image_readonly, encode_stamp
 
     rows = make_rows("train", 8, seed=4)
     blobs = [r["stamp_npz"] for r in rows if r["stamp_npz"] is not None]
@@ -165,8 +164,7 @@ def test_fast_decode_equals_np_load_on_stamps_and_edge_cases():
 
 
 def test_fast_decode_refuses_what_np_load_refuses():
-    from darkhaloscope.dataset.stamp import encode_npz
-    from darkhaloscope.ml.data import _image_view
+    from darkhaloscope.dataset.stamp import _image_view, encode_npz
 
     blob = make_rows("train", 1, seed=5)[0]["stamp_npz"]
     corrupt = bytearray(blob)

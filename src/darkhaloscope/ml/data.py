@@ -35,7 +35,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from ..config import TrainConfig
 from ..dataset.reader import split_dataset
-from ..dataset.stamp import _image_view, decode_image, decode_image_readonly  # noqa: F401 (re-exported)
+from ..dataset.stamp import decode_image, decode_image_readonly  # noqa: F401 (the loader's decode; re-exported)
 from ..dataset.storage import StorageOptions, filesystem_for
 from ..errors import DatasetError
 from .normalize import get_normalizer

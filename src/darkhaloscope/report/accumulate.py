@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..ids import hash_unit
-
 PERCENTILES = (5, 25, 50, 75, 95)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -36,10 +34,6 @@ def hash_unit_array(keys: np.ndarray, salt: str) -> np.ndarray:
         z = (z ^ (z >> np.uint64(27))) * _M2
         z = z ^ (z >> np.uint64(31))
     return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
-
-
-# Uniform [0, 1) from a salted blake2b hash of a string key: the same hash as the splits use.
-hash_unit_str = hash_unit
 
 
 def hash64_strings(values: list) -> np.ndarray:

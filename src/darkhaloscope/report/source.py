@@ -24,7 +24,7 @@ from ..dataset.manifest import get_bytes
 from ..dataset.reader import split_dataset
 from ..dataset.storage import StorageOptions, filesystem_for, join
 from ..errors import ConfigError, DatasetError, StorageError, redact
-from .accumulate import hash_unit_str
+from ..ids import hash_unit
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def iter_sampled_row_groups(src: DatasetSource, fraction: float, salt: str, colu
             name = frag.path.rsplit("/", 1)[-1]
             try:
                 n_groups = frag.metadata.num_row_groups
-                chosen = [i for i in range(n_groups) if fraction >= 1.0 or hash_unit_str(f"{split}/{name}#{i}", salt) < fraction]
+                chosen = [i for i in range(n_groups) if fraction >= 1.0 or hash_unit(f"{split}/{name}#{i}", salt) < fraction]
                 for i in chosen:
                     table = frag.subset(row_group_ids=[i]).to_table(schema=ds.schema, columns=list(columns) if columns else None)
                     yield split, name, table
