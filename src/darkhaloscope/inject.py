@@ -270,7 +270,7 @@ def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Confi
             row["snr_reason"] = f"no stamp: {problem}"
         return row
     if role == "control":
-        row["stamp_npz"] = encode_stamp(cutout.image, cutout.invvar, cutout.maskbits)
+        row["stamp_npz"] = encode_stamp(cutout.image, cutout.invvar, cutout.maskbits, grids=cutout.grids)
         return row
 
     bands = cfg.survey.bands
@@ -282,7 +282,7 @@ def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Confi
 
     invvar = cutout.invvar
     image, flux = _add_arc(arc, cutout, row["task_id"], cfg)
-    row["stamp_npz"] = encode_stamp(image, invvar, cutout.maskbits)
+    row["stamp_npz"] = encode_stamp(image, invvar, cutout.maskbits, grids=cutout.grids, host_image=cutout.image)
     if cfg.render.write_arc:
         row["arc_npz"] = encode_arc(arc)
 

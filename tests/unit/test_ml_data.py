@@ -131,12 +131,15 @@ def test_bad_rows_fail_clearly(tmp_path):
 
 
 def _np_load_image(blob: bytes) -> np.ndarray:
+    """Reference: np.load the members, then the stamp format's own decoding."""
+    from darkhaloscope.dataset.stamp import _stamp_arrays
+
     with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
-        return npz["image"]
+        return _stamp_arrays({k: npz[k] for k in npz.files}, ("image",))["image"]
 
 
 def test_fast_decode_equals_np_load_on_stamps_and_edge_cases():
-    from darkhaloscope.dataset.stamp import _image_view, decode_image_readonly, encode_stamp
+    from darkhaloscope.dataset.stamp import _member_views, decode_image_readonly, encode_npz, encode_stamp
 
     rows = make_rows("train", 8, seed=4)
     blobs = [r["stamp_npz"] for r in rows if r["stamp_npz"] is not None]
@@ -146,12 +149,11 @@ def test_fast_decode_equals_np_load_on_stamps_and_edge_cases():
     nan[2, 0, :] = np.inf
     flat = np.full_like(img, 0.25)  # every pixel equal: MAD 0
     inv, mb = np.ones_like(img), np.zeros(img.shape[1:], np.int32)
-    blobs += [encode_stamp(nan, inv, mb), encode_stamp(flat, inv, mb)]
+    blobs += [encode_stamp(nan, inv, mb), encode_stamp(flat, inv, mb), encode_npz(image=img, invvar=inv, maskbits=mb)]  # last: format 1
     for blob in blobs:
-        view = _image_view(blob)
-        assert view is not None  # the project's own blobs take the fast path
+        assert _member_views(blob) is not None  # the project's own blobs take the fast path
         ref = _np_load_image(blob)
-        for got in (view, decode_image(blob), decode_image_readonly(blob)):
+        for got in (decode_image(blob), decode_image_readonly(blob)):
             assert got.dtype == ref.dtype and got.shape == ref.shape
             np.testing.assert_array_equal(got, ref)  # NaN == NaN here, bit-equal values
         assert decode_image(blob).flags.writeable
@@ -160,23 +162,23 @@ def test_fast_decode_equals_np_load_on_stamps_and_edge_cases():
         buf = io.BytesIO()
         np.savez(buf, invvar=inv, image=arr)
         np.testing.assert_array_equal(decode_image(buf.getvalue()), _np_load_image(buf.getvalue()))
-    assert _image_view(encode_stamp(img, inv, mb)[:-1]) is None  # truncated: left to np.load
+    assert _member_views(encode_stamp(img, inv, mb)[:-1]) is None  # truncated: left to np.load
 
 
 def test_fast_decode_refuses_what_np_load_refuses():
-    from darkhaloscope.dataset.stamp import _image_view, encode_npz
+    from darkhaloscope.dataset.stamp import _member_views, encode_npz
 
     blob = make_rows("train", 1, seed=5)[0]["stamp_npz"]
     corrupt = bytearray(blob)
-    corrupt[2000] ^= 0xFF  # a pixel byte of the image member: the CRC no longer matches
-    assert _image_view(bytes(corrupt)) is None
+    corrupt[2000] ^= 0xFF  # a byte of an image member: the CRC no longer matches
+    assert _member_views(bytes(corrupt)) is None
     with pytest.raises(Exception) as fast_err:
         decode_image(bytes(corrupt))
     with pytest.raises(Exception) as ref_err:
         _np_load_image(bytes(corrupt))
     assert type(fast_err.value) is type(ref_err.value)
     pickled = encode_npz(image=np.array([{"a": 1}], dtype=object))
-    assert _image_view(pickled) is None
+    assert _member_views(pickled) is None
     with pytest.raises(SecurityError):
         decode_image(pickled)
     with pytest.raises(KeyError):

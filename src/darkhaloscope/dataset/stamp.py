@@ -1,9 +1,15 @@
-"""Stamp encoding: arrays <-> uncompressed NPZ bytes, never pickles.
+"""Stamp encoding: arrays <-> NPZ bytes (stored members, never pickles), lossless.
 
-``stamp_npz`` holds ``image`` float32 [3, S, S] (g, r, z; nanomaggies), ``invvar`` float32
-[3, S, S] (1/nanomaggy^2) and ``maskbits`` int32 [S, S] (DR10 bits). ``arc_npz`` holds ``arc``
-float32 [3, S, S] (the noiseless injected arc alone, nanomaggies). NPZ is stored uncompressed:
-noisy float32 barely compresses and Parquet compresses the column anyway.
+``stamp_npz`` decodes (:func:`decode_stamp`) to ``image`` float32 [3, S, S] (g, r, z;
+nanomaggies), ``invvar`` float32 [3, S, S] (1/nanomaggy^2) and ``maskbits`` int32 [S, S]
+(DR10 bits). Format 2 (written now) stores image and invvar as the integers of the survey's
+fpack quantisation plus the float32 added to them (the arc; 0 for controls) and raw floats
+where that does not give the same bits back (``dataset.fits_quant``): the float32 arrays come
+back bit for bit at about a third of the bytes, because the pixels of a DR10 coadd carry
+~1 byte of information, not 4. Format 1 (members ``image``, ``invvar``, ``maskbits`` as plain
+arrays) is still read. ``arc_npz`` holds the noiseless injected arc alone, float32 [B, S, S]
+nanomaggies, byte-shuffled (``arc_bytes``; format 1: ``arc``). Members are stored uncompressed:
+Parquet compresses the column, and the byte shuffles are there for its codec.
 """
 
 from __future__ import annotations
@@ -12,9 +18,12 @@ import io
 import struct
 import zlib
 
+from collections.abc import Callable, Mapping, Sequence
+
 import numpy as np
 
 from ..errors import SecurityError
+from .fits_quant import RANDOMS, QuantGrid, dequantize_plane, encode_plane_kernel
 
 _NPY_HEADERS: dict[tuple, bytes] = {}
 _ZIP_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01 00:00 (DOS date): fixed, so the bytes are too
@@ -88,34 +97,130 @@ def decode_npz(blob: bytes) -> dict[str, np.ndarray]:
     return _load_members(blob)
 
 
-def encode_stamp(image: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray) -> bytes:
-    """``stamp_npz`` bytes: image/invvar as float32 [B,S,S], maskbits as int32 [S,S]."""
-    return encode_npz(
-        image=np.ascontiguousarray(image, dtype=np.float32),
-        invvar=np.ascontiguousarray(invvar, dtype=np.float32),
-        maskbits=np.ascontiguousarray(maskbits, dtype=np.int32),
-    )
+# -- stamp format 2: quantised planes ------------------------------------------------------
+STAMP_FORMAT = 2
+PLANES = ("image", "invvar")
+_Q_DTYPES = {2: np.dtype("<u2"), 4: np.dtype("<u4")}
+_F32 = np.dtype("<f4")
+
+
+def _byte_planes(arr: np.ndarray) -> np.ndarray:
+    """uint8 [itemsize, *shape]: byte k of every element together (a byte shuffle), so the
+    Parquet codec sees the slowly varying high bytes apart from the noisy low ones."""
+    a = np.ascontiguousarray(arr)
+    return np.ascontiguousarray(a.view(np.uint8).reshape(-1, a.dtype.itemsize).T).reshape(a.dtype.itemsize, *a.shape)
+
+
+def _from_byte_planes(planes: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Inverse of :func:`_byte_planes` for a little-endian ``dtype`` (shape planes.shape[1:])."""
+    if planes.dtype != np.uint8 or planes.ndim < 1 or planes.shape[0] != dtype.itemsize:
+        raise ValueError(f"byte planes of shape {planes.shape} ({planes.dtype}) do not hold {dtype}")
+    flat = np.ascontiguousarray(planes.reshape(dtype.itemsize, -1).T)
+    return flat.view(dtype).reshape(planes.shape[1:])
+
+
+def encode_plane(values: np.ndarray, base: np.ndarray | None = None, grids: Sequence[QuantGrid | None] | None = None) -> dict[str, np.ndarray]:
+    """Members ``q``, ``add``, ``raw``, ``grid`` of one float32 [B, S, S] plane (lossless).
+
+    ``base`` is the plane as read from the quantised file (the host stamp; defaults to
+    ``values``) and ``grids[b]`` its band-b :class:`QuantGrid` (None: the band is stored raw).
+    Per pixel the stamp keeps the file's integer and the float32 added to the host (0 for a
+    control, the arc for an injection), or the raw float when either does not come back bit for
+    bit (stitched or unquantised bands, NaN, DITHER_2 zeros). Integers are stored relative to
+    the band's smallest, or as differences along the raster when those are smaller (smooth
+    planes such as invvar); see ``fits_quant.encode_plane_kernel``.
+    """
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    base = values if base is None else np.ascontiguousarray(base, dtype=np.float32)
+    if base.shape != values.shape or values.ndim != 3:
+        raise ValueError(f"plane shape {values.shape} and host shape {base.shape} must be equal [B, S, S]")
+    parts = []
+    for b in range(values.shape[0]):
+        grid = grids[b] if grids is not None and b < len(grids) else None
+        if grid is None:
+            parts.append(np.zeros(1))
+        else:
+            v = grid.to_vector(0)
+            parts += [np.array([len(v), 0.0]), v]
+    vector = np.concatenate(parts)
+    q8, add8, bits = encode_plane_kernel(base, values, vector, RANDOMS)
+    if q8.shape[0] not in _Q_DTYPES:  # integers too far apart for 32 bits: store it all raw
+        return encode_plane(values)
+    return {"q": q8, "add": add8, "raw": bits, "grid": vector}
+
+
+def decode_plane(members: Mapping[str, np.ndarray]) -> np.ndarray:
+    """float32 [B, S, S] from the members :func:`encode_plane` wrote."""
+    q8, add8, bits, vec = members["q"], members["add"], members["raw"], np.asarray(members["grid"], np.float64)
+    if q8.dtype != np.uint8 or q8.ndim != 4 or q8.shape[0] not in _Q_DTYPES:
+        raise ValueError(f"quantised plane of shape {q8.shape} ({q8.dtype}): expected uint8 [2 or 4, B, S, S]")
+    nb, s0, s1 = q8.shape[1:]
+    if add8.dtype != np.uint8 or add8.shape != (4, nb, s0, s1) or bits.dtype != np.uint8 or bits.shape != (nb, (s0 * s1 + 7) // 8):
+        raise ValueError(f"plane members do not agree: q {q8.shape}, add {add8.shape}, raw bits {bits.shape}")
+    out = np.empty((nb, s0, s1), np.float32)
+    used = dequantize_plane(q8, add8, bits, vec, RANDOMS, out)
+    if used != len(vec):
+        raise ValueError(f"quantisation grid vector has {len(vec)} numbers, {used} used")
+    return out
+
+
+def encode_stamp(image: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray, *, grids: Mapping[str, Sequence[QuantGrid | None]] | None = None,
+                 host_image: np.ndarray | None = None) -> bytes:
+    """``stamp_npz`` bytes (format 2) of image/invvar float32 [B,S,S] and maskbits int32 [S,S].
+
+    grids: ``{"image": [QuantGrid | None per band], "invvar": [...]}`` from the cutout
+    (``Cutout.grids``), or None to store every pixel raw. host_image: the image as cut from the
+    file before anything was added (injections); the stored image is then the host's integers
+    plus the exact float32 addends. Decoding gives back the same float32 bits (see
+    :func:`encode_plane`); members are stored uncompressed and byte-shuffled for the Parquet codec.
+    """
+    grids = grids or {}
+    members: dict[str, np.ndarray] = {"format": np.array([STAMP_FORMAT], np.int32)}
+    for name, values, base in (("image", image, host_image), ("invvar", invvar, None)):
+        for key, arr in encode_plane(values, base, grids.get(name)).items():
+            members[f"{name}_{key}"] = arr
+    members["maskbits"] = np.ascontiguousarray(maskbits, dtype=np.int32)
+    return encode_npz(**members)
+
+
+def _stamp_arrays(members: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The arrays ``names`` of a decoded stamp from its NPZ members (format 1 or 2)."""
+    if "format" not in members:  # format 1: the arrays themselves
+        return {k: members[k] for k in names}
+    fmt = int(np.asarray(members["format"]).ravel()[0])
+    if fmt != STAMP_FORMAT:
+        raise ValueError(f"stamp format {fmt} is not known to this version (knows 1 and {STAMP_FORMAT})")
+    out = {}
+    for k in names:
+        if k in PLANES:
+            out[k] = decode_plane({m: members[f"{k}_{m}"] for m in ("q", "add", "raw", "grid")})
+        else:
+            out[k] = members[k]
+    return out
 
 
 def decode_stamp(blob: bytes) -> dict[str, np.ndarray]:
-    """``{'image', 'invvar', 'maskbits'}`` arrays of a ``stamp_npz`` blob."""
-    return decode_npz(blob)
+    """``{'image', 'invvar', 'maskbits'}`` arrays of a ``stamp_npz`` blob (either format)."""
+    views = _member_views(blob)
+    members = views if views is not None else _load_members(blob)
+    out = _stamp_arrays(members, ("image", "invvar", "maskbits"))
+    return {k: np.array(v) if views is not None and not v.flags.writeable else v for k, v in out.items()}
 
 
 def encode_arc(arc: np.ndarray) -> bytes:
-    """``arc_npz`` bytes of the noiseless arc, float32 [B,S,S] nanomaggies."""
-    return encode_npz(arc=np.ascontiguousarray(arc, dtype=np.float32))
+    """``arc_npz`` bytes of the noiseless arc, float32 [B,S,S] nanomaggies, byte-shuffled."""
+    return encode_npz(arc_bytes=_byte_planes(np.asarray(arc, dtype=_F32)))
 
 
 def decode_arc(blob: bytes) -> np.ndarray:
-    """The arc array of an ``arc_npz`` blob."""
-    return decode_npz(blob)["arc"]
+    """The arc array of an ``arc_npz`` blob (float32 [B,S,S] nanomaggies)."""
+    members = decode_npz(blob)
+    return members["arc"] if "arc" in members else _from_byte_planes(members["arc_bytes"], _F32)
 
 
 # -- fast read of the image member (training's hot path) ------------------------------------
 _EOCD = struct.Struct("<IHHHHIIH")  # ZIP end of central directory, 22 bytes
 _CDIR = struct.Struct("<IHHHHHHIIIHHHHHII")  # ZIP central directory entry, 46 bytes
-_IMAGE_MEMBER = b"image.npy"
 _NPY_LAYOUTS: dict[bytes, tuple[np.dtype, tuple[int, ...], int] | None] = {}
 
 
@@ -140,14 +245,15 @@ def _npy_layout(header: bytes) -> tuple[np.dtype, tuple[int, ...], int] | None:
     return layout
 
 
-def _image_view(blob: bytes) -> np.ndarray | None:
-    """Read-only view of the ``image`` member of an uncompressed NPZ, or None to defer to np.load.
+def _member_views(blob: bytes, wanted: Callable[[str], bool] | None = None) -> dict[str, np.ndarray] | None:
+    """Read-only views of the members of an uncompressed NPZ (names without ``.npy``; only
+    those ``wanted`` accepts, all when None), or None to defer to ``np.load``.
 
-    Follows the ZIP central directory as ``zipfile`` does (the last ``image.npy`` entry wins),
-    requires a stored (uncompressed, unencrypted, non-ZIP64) member whose NPY 1.0 header has a
-    plain numeric dtype, and checks the member's CRC-32, so it returns exactly what
-    ``np.load(...)["image"]`` returns or nothing. Dropping ``np.load``'s ZipFile + header
-    parsing takes the decode from ~170 us to ~15 us per 64x64x3 stamp.
+    Follows the ZIP central directory as ``zipfile`` does (the last entry of a name wins),
+    requires stored (uncompressed, unencrypted, non-ZIP64) ``.npy`` members whose NPY 1.0
+    headers have plain numeric dtypes, and checks each member's CRC-32, so it returns exactly
+    what ``np.load`` returns or nothing. Dropping ``np.load``'s ZipFile + header parsing takes a
+    stamp's decode from ~170 us to ~15 us.
     """
     mv = memoryview(blob)
     n = len(mv)
@@ -156,7 +262,7 @@ def _image_view(blob: bytes) -> np.ndarray | None:
     sig, disk, cd_disk, n_disk, n_total, cd_size, cd_off, comment = _EOCD.unpack_from(mv, n - _EOCD.size)
     if sig != 0x06054B50 or disk or cd_disk or comment or n_disk != n_total or cd_off + cd_size != n - _EOCD.size:
         return None
-    entry, pos = None, cd_off
+    entries, pos = {}, cd_off
     for _ in range(n_total):
         if pos + _CDIR.size > cd_off + cd_size:
             return None
@@ -164,13 +270,25 @@ def _image_view(blob: bytes) -> np.ndarray | None:
         if f[0] != 0x02014B50:
             return None
         name = bytes(mv[pos + 46 : pos + 46 + f[10]])
-        if name == b"image":  # np.load would read a member called plainly "image" first
+        if not name.endswith(b".npy"):  # np.load treats other members differently
             return None
-        if name == _IMAGE_MEMBER:
-            entry = f
+        entries[name] = f
         pos += 46 + f[10] + f[11] + f[12]
-    if entry is None:
-        return None
+    views = {}
+    for name, entry in entries.items():
+        key = name[:-4].decode("utf-8", "replace")
+        if wanted is not None and not wanted(key):
+            continue
+        view = _stored_npy(mv, blob, name, entry)
+        if view is None:
+            return None
+        views[key] = view
+    return views
+
+
+def _stored_npy(mv: memoryview, blob: bytes, name: bytes, entry: tuple) -> np.ndarray | None:
+    """Read-only view of one stored NPY member (central directory ``entry``), None if unusual."""
+    n = len(mv)
     flags, method, crc, csize, usize, offset = entry[3], entry[4], entry[7], entry[8], entry[9], entry[16]
     if flags & 0x1 or method != 0 or csize != usize or 0xFFFFFFFF in (csize, usize, offset):
         return None
@@ -178,7 +296,7 @@ def _image_view(blob: bytes) -> np.ndarray | None:
         return None
     name_len, extra_len = struct.unpack_from("<HH", mv, offset + 26)
     start = offset + 30 + name_len + extra_len
-    if bytes(mv[offset + 30 : offset + 30 + name_len]) != _IMAGE_MEMBER or start + usize > n or usize < 10:
+    if bytes(mv[offset + 30 : offset + 30 + name_len]) != name or start + usize > n or usize < 10:
         return None
     if bytes(mv[start : start + 8]) != b"\x93NUMPY\x01\x00":
         return None
@@ -192,25 +310,26 @@ def _image_view(blob: bytes) -> np.ndarray | None:
     return np.frombuffer(blob, dtype=dtype, count=nbytes // dtype.itemsize, offset=data).reshape(shape)
 
 
-def _decode_image_np_load(blob: bytes) -> np.ndarray:
-    """The reference path: ``np.load`` with ``allow_pickle=False``; pickles -> SecurityError."""
-    return _load_members(blob, ("image",))["image"]
+def _image_member(name: str) -> bool:
+    """Members the image needs: format 1 ``image``; format 2 ``format`` and ``image_*``."""
+    return name in ("image", "format") or name.startswith("image_")
 
 
 def decode_image_readonly(blob: bytes) -> np.ndarray:
-    """The image array, possibly a read-only view on ``blob`` (the batch stacks it anyway)."""
-    view = _image_view(blob)
-    return view if view is not None else _decode_image_np_load(blob)
+    """The image array (float32 [B, S, S] nanomaggies), possibly a read-only view on ``blob``."""
+    views = _member_views(blob, _image_member)
+    if views is None:
+        return _stamp_arrays(_load_members(blob), ("image",))["image"]
+    return _stamp_arrays(views, ("image",))["image"]
 
 
 def decode_image(blob: bytes) -> np.ndarray:
     """The ``image`` array (float32 [B, S, S] nanomaggies) of a ``stamp_npz`` blob.
 
-    Reads only the image member of the NPZ (half the cost of decoding invvar and maskbits too,
-    which training does not use). Blobs as ``dataset.stamp`` writes them take a direct path
-    (:func:`_image_view`, validated against the ZIP directory, NPY header and CRC); anything
-    else goes through ``np.load(allow_pickle=False)``, and pickles are refused exactly as in
-    ``dataset.stamp`` (SecurityError).
+    Decodes only the image (training does not use invvar and maskbits). Blobs as
+    ``dataset.stamp`` writes them take a direct path (:func:`_member_views`, validated against
+    the ZIP directory, NPY headers and CRCs); anything else goes through
+    ``np.load(allow_pickle=False)``, and pickles are refused (SecurityError).
     """
-    view = _image_view(blob)
-    return view.copy() if view is not None else _decode_image_np_load(blob)
+    image = decode_image_readonly(blob)
+    return image if image.flags.writeable else image.copy()

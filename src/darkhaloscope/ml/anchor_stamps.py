@@ -131,7 +131,7 @@ def make_anchor_stamps(anchors: pd.DataFrame, *, bricks_root: str | None = None,
             msrc += "+invvar-depth"
         rows.append({
             **{k: rec.get(k) for k in ANCHOR_KEEP if k in rec},
-            "stamp_npz": encode_stamp(cut.image, cut.invvar, cut.maskbits),
+            "stamp_npz": encode_stamp(cut.image, cut.invvar, cut.maskbits, grids=cut.grids),
             "cutout_ok": bool(cut.ok), "cutout_reason": cut.reason or ("; ".join(reasons) or None),
             "cutout_source": source, "maskbits_available": bool(have_mb), "brickname": cut.brickname,
             **md, "metadata_source": msrc,

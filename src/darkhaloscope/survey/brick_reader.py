@@ -315,6 +315,8 @@ class BrickReader:
         invvar = np.zeros((nb, size, size), np.float32)
         maskbits = np.zeros((size, size), np.int32)
         notes = []
+        # each band's quantisation grid, for lossless compact storage; a stitched stamp has none
+        grids = {"image": [None] * nb, "invvar": [None] * nb}
         for ob, dx, dy, sel in pieces:
             # stamp pixel (sy, sx) is home pixel (y0+sy, x0+sx) is brick pixel (y0+sy+dy, x0+sx+dx);
             # read the bounding box of this brick's pixels once, copy where it is the source.
@@ -337,6 +339,8 @@ class BrickReader:
                             return Cutout.failed(f"missing band {band}: brick {ob.brickname} has no {band}-band coadd ({miss.path} not found)", size, nb, brickname=brickname)
                         return Cutout.failed(f"missing file {miss.path}", size, nb, brickname=brickname)
                     np.copyto(out[i, sy0:sy1, sx0:sx1], of.decoded.read(*box), where=m)
+                    if sel is None and of.decoded.quant is not None:
+                        grids[kind][i] = of.decoded.quant.window(y0 + dy, x0 + dx, size)
             try:
                 of = ob.open("maskbits", None)
                 np.copyto(maskbits[sy0:sy1, sx0:sx1], of.decoded.read(*box), where=m)
@@ -344,7 +348,7 @@ class BrickReader:
                 # DR6 and earlier have no maskbits file: zeros, and say so.
                 notes.append(f"no maskbits file ({miss.path}): maskbits set to 0")
         self._trim({ob.brickname for ob, *_ in pieces})
-        return Cutout(image, invvar, maskbits, True, None, brickname, "; ".join(notes) or None)
+        return Cutout(image, invvar, maskbits, True, None, brickname, "; ".join(notes) or None, grids)
 
     def _plan(self, home: OpenBrick, wcs, shape, x0: int, y0: int, size: int, bands: str):
         """[(open brick, dx, dy, stamp-pixel mask or None = all)] serving every stamp pixel, or (None, reason)."""

@@ -5,10 +5,14 @@
     <out>/coadd/<AAA>/<brick>/legacysurvey-<brick>-maskbits.fits.fz
     <out>/tractor/<AAA>/tractor-<brick>.fits                                        (DR10 columns)
 
-Images are Rice tile-compressed with SUBTRACTIVE_DITHER_1 quantisation (quantize level 16, i.e.
-a step of sigma/16 per tile as fpack does) and a dither seed fixed per brick, so the same config
-gives identical bytes. (SUBTRACTIVE_DITHER_2 is not used: astropy 8 wrote different bytes for
-constant tiles, e.g. invvar, on repeated runs.) Maskbits (int16) are compressed losslessly.
+Images are Rice tile-compressed with SUBTRACTIVE_DITHER_1 quantisation and a dither seed fixed
+per brick, so the same config gives identical bytes, with the steps of real Legacy Surveys coadds
+(measured on the DR6 brick in ../shared/data): image pixels on an absolute step of 1e-4
+nanomaggy (ZSCALE = 1e-4 in every tile there), invvar on a step of ~1e-3 of its value (ZSCALE
+~61 on invvar ~69,000 there; the synthetic invvar is smooth, so fpack's noise-relative
+``q`` would quantise it finer than float32). (SUBTRACTIVE_DITHER_2, which DR10 uses, is not
+used: astropy 8 wrote different bytes for constant tiles on repeated runs.) Maskbits (int16) are
+compressed losslessly.
 """
 
 from __future__ import annotations
@@ -51,12 +55,18 @@ def _header(grid: SynthGrid, sb, cfg: Config, kind: str, band: str | None):
     return h
 
 
-def _write_fz(path: Path, data: np.ndarray, header, tile: int, dither_seed: int) -> None:
+IMAGE_QUANT_STEP = 1e-4  # nanomaggy: absolute quantisation step of DR10 coadd images
+INVVAR_QUANT_FRACTION = 1e-3  # invvar quantisation step / median invvar (DR6 brick: 61 / 69,000)
+
+
+def _write_fz(path: Path, data: np.ndarray, header, tile: int, dither_seed: int, step: float | None = None) -> None:
+    """Rice tile-compressed file; float data quantised on the absolute ``step`` (data units)."""
     from astropy.io import fits
 
     kwargs = dict(compression_type="RICE_1", tile_shape=(tile, tile))
     if data.dtype.kind == "f":
-        kwargs.update(quantize_level=16.0, quantize_method=1, dither_seed=dither_seed)
+        # a negative quantize_level is an absolute step (cfitsio), as the DR10 coadds use
+        kwargs.update(quantize_level=-float(step), quantize_method=1, dither_seed=dither_seed)
     hdu = fits.CompImageHDU(data=data, header=header, **kwargs)
     path.parent.mkdir(parents=True, exist_ok=True)
     fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True, checksum=False)
@@ -90,8 +100,9 @@ def write_brick(out: Path, cfg: Config, sb, rb: RenderedBrick) -> None:
     for b in rb.image:
         h = _header(grid, sb, cfg, "image", b)
         h["PSFSIZE"] = (rb.seeing[b], "[arcsec] PSF FWHM (Moffat)")
-        _write_fz(out / coadd_relpath(name, "image", b), rb.image[b].astype(np.float32), h, tile, seed)
-        _write_fz(out / coadd_relpath(name, "invvar", b), rb.invvar[b], _header(grid, sb, cfg, "invvar", b), tile, seed)
+        _write_fz(out / coadd_relpath(name, "image", b), rb.image[b].astype(np.float32), h, tile, seed, IMAGE_QUANT_STEP)
+        invvar_step = INVVAR_QUANT_FRACTION * float(np.median(rb.invvar[b]))
+        _write_fz(out / coadd_relpath(name, "invvar", b), rb.invvar[b], _header(grid, sb, cfg, "invvar", b), tile, seed, invvar_step)
     _write_fz(out / coadd_relpath(name, "maskbits"), rb.maskbits, _header(grid, sb, cfg, "maskbits", None), tile, seed)
     _write_tractor(out / tractor_relpath(name), rb.catalog)
 

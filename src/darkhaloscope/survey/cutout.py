@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..dataset.fits_quant import QuantGrid
     from ..dataset.storage import StorageOptions
 
 
@@ -32,6 +33,9 @@ class Cutout:
     reason:   why not (names the file), None when ok
     brickname: the brick the stamp centre falls in
     note:     remarks that do not make the stamp bad (e.g. "no maskbits file: maskbits set to 0")
+    grids:    {"image": [QuantGrid | None per band], "invvar": [...]}: where the pixels sit on
+              their file's fpack quantisation (dataset.fits_quant), for lossless compact storage;
+              None when unknown (cutout service, failed stamp)
     """
 
     image: np.ndarray
@@ -41,6 +45,7 @@ class Cutout:
     reason: str | None = None
     brickname: str | None = None
     note: str | None = None
+    grids: dict[str, list[QuantGrid | None]] | None = None
 
     @classmethod
     def failed(cls, reason: str, size: int = 64, nbands: int = 3, brickname: str | None = None) -> Cutout:

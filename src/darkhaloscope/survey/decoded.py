@@ -29,6 +29,7 @@ import warnings
 
 import numpy as np
 
+from ..dataset.fits_quant import METHODS, FileQuant
 from ..errors import DataFileError
 
 # Decoding costs with astropy 8.0 (CPU ms; `benchmarks/bench_survey.py`: section_call_ms,
@@ -104,6 +105,7 @@ class DecodedImage:
         self.data: np.ndarray | None = None
         self.calls = 0  # section calls made
         self.whole: bool | None = None  # decided at the first read
+        self._quant: FileQuant | None | bool = False  # False: not read yet
 
     # per-axis tile lengths (the last tile of an axis may be short)
     def _lengths(self, axis: int) -> np.ndarray:
@@ -116,6 +118,14 @@ class DecodedImage:
     def nbytes(self) -> int:
         """Bytes of decoded pixels held (pages of the full-size array never written cost nothing)."""
         return 0 if self.data is None else self.decoded_pixels * self.data.itemsize
+
+    @property
+    def quant(self) -> FileQuant | None:
+        """The file's quantisation (per-tile ZSCALE/ZZERO, dither), None when its pixels were
+        not quantised (integer image, lossless compression) or it cannot be read; read once."""
+        if self._quant is False:
+            self._quant = file_quant(self.hdu) if self.compressed else None
+        return self._quant
 
     def drop(self) -> None:
         """Forget the decoded pixels (the file stays open)."""
@@ -155,3 +165,36 @@ class DecodedImage:
         new = ~self.have[t0:t1, s0:s1]
         self.decoded_pixels += int(self._len[0][t0:t1] @ new.astype(np.int64) @ self._len[1][s0:s1])
         self.have[t0:t1, s0:s1] = True
+
+
+def file_quant(hdu) -> FileQuant | None:
+    """:class:`FileQuant` of a float ``CompImageHDU`` quantised as fpack does, else None.
+
+    Reads the header and the ZSCALE/ZZERO columns of the compressed table (one small read, not
+    the compressed tiles). Tiles stored without quantisation (cfitsio's GZIP_COMPRESSED_DATA
+    fallback for tiles it could not quantise) get scale NaN, so their pixels are stored raw.
+    """
+    table = getattr(hdu, "_bintable", None)
+    if table is None:
+        return None
+    h = table.header
+    names = {c.upper() for c in table.columns.names}
+    if h.get("ZBITPIX") not in (-32, -64) or not {"ZSCALE", "ZZERO"} <= names:
+        return None
+    method = METHODS.get(str(h.get("ZQUANTIZ", "NO_DITHER")).strip().upper())
+    if method is None or h.get("ZNAXIS") != 2:
+        return None
+    shape = (int(h["ZNAXIS2"]), int(h["ZNAXIS1"]))
+    tile = (int(h.get("ZTILE2", 1)), int(h.get("ZTILE1", shape[1])))
+    grid = (-(-shape[0] // tile[0]), -(-shape[1] // tile[1]))
+    try:
+        scale = np.asarray(table.data["ZSCALE"], np.float64).reshape(grid)
+        zero = np.asarray(table.data["ZZERO"], np.float64).reshape(grid)
+        if "GZIP_COMPRESSED_DATA" in names:
+            desc = table.data["GZIP_COMPRESSED_DATA"]  # astropy gives the (count, offset) descriptors
+            counts = desc[:, 0] if getattr(desc, "ndim", 1) == 2 else np.array([len(v) for v in desc])
+            lossless = (np.asarray(counts) > 0).reshape(grid)
+            scale = np.where(lossless, np.nan, scale)
+    except (ValueError, KeyError, OSError):  # an odd table: store this file's pixels raw
+        return None
+    return FileQuant(method, int(h.get("ZDITHER0", 1)), tile, shape, scale, zero)
