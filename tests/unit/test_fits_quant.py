@@ -15,7 +15,13 @@ import pytest
 from astropy.io import fits
 
 from darkhaloscope.dataset.fits_quant import RANDOMS
-from darkhaloscope.dataset.stamp import decode_plane, decode_stamp, encode_npz, encode_plane, encode_stamp
+from darkhaloscope.dataset.stamp import (
+    decode_plane,
+    decode_stamp,
+    encode_npz,
+    encode_plane,
+    encode_stamp,
+)
 from darkhaloscope.survey.brick_reader import BrickReader
 from darkhaloscope.survey.decoded import file_quant
 

@@ -139,7 +139,12 @@ def _np_load_image(blob: bytes) -> np.ndarray:
 
 
 def test_fast_decode_equals_np_load_on_stamps_and_edge_cases():
-    from darkhaloscope.dataset.stamp import _member_views, decode_image_readonly, encode_npz, encode_stamp
+    from darkhaloscope.dataset.stamp import (
+        _member_views,
+        decode_image_readonly,
+        encode_npz,
+        encode_stamp,
+    )
 
     rows = make_rows("train", 8, seed=4)
     blobs = [r["stamp_npz"] for r in rows if r["stamp_npz"] is not None]

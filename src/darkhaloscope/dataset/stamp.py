@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
