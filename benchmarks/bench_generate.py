@@ -11,7 +11,8 @@ Figures (flat, medians or totals of this run; nothing is asserted):
 (warm Spark: CPU seconds of this process and all its descendants, JVM and Python workers
 included, / stamps: the figure to trust on a shared machine, where wall x cores counts other
 people's work), ``spark_over_multiprocessing`` (warm Spark wall / pool wall), ``bytes_per_stamp``
-(shard bytes / rows, whole rows), per-stage CPU ms, and bytes and write CPU ms per row for each
+(shard bytes / rows, whole rows as configured), ``bytes_per_stamp_without_arc`` (the production
+layout, no ``arc_npz``; also for controls and injections apart), per-stage CPU ms, and bytes and write CPU ms per row for each
 codec and level in ``CODECS``.
 """
 
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-N_TASKS = 800
+N_TASKS = 3000  # ~ one production partition (configs/dr10.yaml: ~2,900 stamps); 800 measured mostly per-run fixed costs
 REPEATS = 2
 CORES = 2
 CODECS = (("gzip", 1), ("gzip", 3), ("gzip", 6), ("gzip", 9), ("zstd", 1), ("zstd", 3), ("zstd", 9), ("none", None))
@@ -68,7 +69,9 @@ def _inputs(cfg, out: Path) -> dict:
     from darkhaloscope.config import config_hash, config_to_dict
 
     base = out / "generate_inputs"
-    marker = base / f".built-{config_hash(cfg)}"
+    from darkhaloscope.survey.build_survey import FILE_FORMAT
+
+    marker = base / f".built-{config_hash(cfg)}-files{FILE_FORMAT}"
     cfgfile = base / "config.yaml"
     if not marker.exists():
         shutil.rmtree(base, ignore_errors=True)
@@ -147,6 +150,15 @@ def _stages(cfg, inputs: dict, out: Path, n: int = 150) -> dict:
         stamp_bytes = sum(md.row_group(g).column(c).total_compressed_size for g in range(md.num_row_groups)
                           for c in range(md.num_columns) if md.row_group(g).column(c).path_in_schema == "stamp_npz")
         figures[f"stamp_npz_bytes_per_stamp_{name}"] = stamp_bytes / len(rows)
+    # the production layout (configs/dr10.yaml: render.write_arc false): image, invvar, maskbits
+    # and the metadata, with the configured codec; controls and injections apart
+    path = out / "stages" / "no_arc.parquet"
+    settings = WriterSettings.from_config(cfg.generate)
+    for role in ("all", "control", "injection"):
+        subset = [{**r, "arc_npz": None} for r, t in zip(rows, tasks, strict=True) if role == "all" or t["role"] == role]
+        w = ShardWriter(str(path), settings)
+        w.write_rows(subset)
+        figures["bytes_per_stamp_without_arc" + ("" if role == "all" else f"_{role}s")] = w.close().bytes / len(subset)
     return figures
 
 

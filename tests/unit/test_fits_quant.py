@@ -33,8 +33,8 @@ def _bits_equal(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _raw_fraction(members) -> float:
-    nb = members["add"].shape[1]
-    return float(np.unpackbits(members["raw"], axis=1)[:, : members["add"][0, 0].size].sum()) / (nb * members["add"][0, 0].size)
+    nb, s0, s1 = members["q"].shape[1:]
+    return float(np.unpackbits(members["raw"], axis=1)[:, : s0 * s1].sum()) / (nb * s0 * s1)
 
 
 def test_fits_random_sequence_is_the_standards():
@@ -159,3 +159,15 @@ def test_cutouts_of_the_real_brick_carry_grids_and_round_trip():
     out = decode_stamp(blob)
     assert _bits_equal(out["image"], cut.image) and _bits_equal(out["invvar"], cut.invvar)
     assert len(zlib.compress(blob, 1)) < 0.45 * len(zlib.compress(encode_stamp(cut.image, cut.invvar, cut.maskbits), 1))
+
+
+def test_blob_length_does_not_tell_injections_from_controls():
+    """The report's nuisance gate uses stamp_bytes: a control and an injection of the same host
+    must give blobs of the same length (only their content differs)."""
+    image, invvar, grids = _dr6_stamp()
+    arc = np.zeros_like(image)
+    arc[0, 30:34, 30:34] = np.float32(0.02)
+    mb = np.zeros((64, 64), np.int32)
+    control = encode_stamp(image, invvar, mb, grids=grids)
+    injection = encode_stamp(image + arc, invvar, mb, grids=grids, host_image=image)
+    assert len(control) == len(injection) and control != injection

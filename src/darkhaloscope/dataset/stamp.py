@@ -118,7 +118,8 @@ def _from_byte_planes(planes: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return flat.view(dtype).reshape(planes.shape[1:])
 
 
-def encode_plane(values: np.ndarray, base: np.ndarray | None = None, grids: Sequence[QuantGrid | None] | None = None) -> dict[str, np.ndarray]:
+def encode_plane(values: np.ndarray, base: np.ndarray | None = None, grids: Sequence[QuantGrid | None] | None = None, *,
+                 drop_zero_addends: bool = False) -> dict[str, np.ndarray]:
     """Members ``q``, ``add``, ``raw``, ``grid`` of one float32 [B, S, S] plane (lossless).
 
     ``base`` is the plane as read from the quantised file (the host stamp; defaults to
@@ -127,7 +128,9 @@ def encode_plane(values: np.ndarray, base: np.ndarray | None = None, grids: Sequ
     control, the arc for an injection), or the raw float when either does not come back bit for
     bit (stitched or unquantised bands, NaN, DITHER_2 zeros). Integers are stored relative to
     the band's smallest, or as differences along the raster when those are smaller (smooth
-    planes such as invvar); see ``fits_quant.encode_plane_kernel``.
+    planes such as invvar); see ``fits_quant.encode_plane_kernel``. ``drop_zero_addends`` stores
+    an all-zero addend plane as shape [4, 0]: only for planes whose addends are zero whatever the
+    role (invvar), or the blob's length would tell injections from controls.
     """
     values = np.ascontiguousarray(values, dtype=np.float32)
     base = values if base is None else np.ascontiguousarray(base, dtype=np.float32)
@@ -145,6 +148,8 @@ def encode_plane(values: np.ndarray, base: np.ndarray | None = None, grids: Sequ
     q8, add8, bits = encode_plane_kernel(base, values, vector, RANDOMS)
     if q8.shape[0] not in _Q_DTYPES:  # integers too far apart for 32 bits: store it all raw
         return encode_plane(values)
+    if drop_zero_addends and not add8.any():
+        add8 = np.zeros((4, 0), np.uint8)
     return {"q": q8, "add": add8, "raw": bits, "grid": vector}
 
 
@@ -154,6 +159,8 @@ def decode_plane(members: Mapping[str, np.ndarray]) -> np.ndarray:
     if q8.dtype != np.uint8 or q8.ndim != 4 or q8.shape[0] not in _Q_DTYPES:
         raise ValueError(f"quantised plane of shape {q8.shape} ({q8.dtype}): expected uint8 [2 or 4, B, S, S]")
     nb, s0, s1 = q8.shape[1:]
+    if add8.shape == (4, 0):  # every addend 0
+        add8 = np.zeros((4, nb, s0, s1), np.uint8)
     if add8.dtype != np.uint8 or add8.shape != (4, nb, s0, s1) or bits.dtype != np.uint8 or bits.shape != (nb, (s0 * s1 + 7) // 8):
         raise ValueError(f"plane members do not agree: q {q8.shape}, add {add8.shape}, raw bits {bits.shape}")
     out = np.empty((nb, s0, s1), np.float32)
@@ -176,7 +183,10 @@ def encode_stamp(image: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray, *,
     grids = grids or {}
     members: dict[str, np.ndarray] = {"format": np.array([STAMP_FORMAT], np.int32)}
     for name, values, base in (("image", image, host_image), ("invvar", invvar, None)):
-        for key, arr in encode_plane(values, base, grids.get(name)).items():
+        # invvar is never changed by an injection; the image's addends are kept even when all zero
+        # (controls), so a blob's length says nothing about its role (the report's nuisance gate
+        # caught stamp_bytes at AUC 0.998 when they were dropped)
+        for key, arr in encode_plane(values, base, grids.get(name), drop_zero_addends=name == "invvar").items():
             members[f"{name}_{key}"] = arr
     members["maskbits"] = np.ascontiguousarray(maskbits, dtype=np.int32)
     return encode_npz(**members)
