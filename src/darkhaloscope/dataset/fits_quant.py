@@ -74,24 +74,6 @@ class QuantGrid:
         head = [self.method, self.dither0, *self.tile, *self.shape, *self.origin, *self.tile0, *self.scale.shape, imin]
         return np.concatenate([np.asarray(head, np.float64), self.scale.ravel(), self.zero.ravel()])
 
-    @classmethod
-    def from_vector(cls, v: np.ndarray) -> tuple[QuantGrid, int]:
-        """Inverse of :meth:`to_vector`: (grid, imin)."""
-        h = [int(x) for x in v[:_HEADER]]
-        nty, ntx = h[10], h[11]
-        n = nty * ntx
-        if len(v) != _HEADER + 2 * n:
-            raise ValueError(f"quantisation grid vector has {len(v)} numbers, expected {_HEADER + 2 * n}")
-        scale = np.asarray(v[_HEADER : _HEADER + n], np.float64).reshape(nty, ntx)
-        zero = np.asarray(v[_HEADER + n :], np.float64).reshape(nty, ntx)
-        return cls(h[0], h[1], (h[2], h[3]), (h[4], h[5]), (h[6], h[7]), (h[8], h[9]), scale, zero), h[12]
-
-    def params(self) -> tuple:
-        """Arguments of the compiled kernels, in their order."""
-        ntx_file = -(-self.shape[1] // self.tile[1])
-        return (self.method, self.dither0, self.tile[0], self.tile[1], self.shape[1], ntx_file,
-                self.origin[0], self.origin[1], self.tile0[0], self.tile0[1], self.scale, self.zero, RANDOMS)
-
 
 @dataclass(frozen=True)
 class FileQuant:
