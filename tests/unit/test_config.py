@@ -1,4 +1,4 @@
-"""config.py: YAML -> typed config, unknown keys and bad values name the field, stable hash."""
+"""config: YAML -> typed config, unknown keys and bad values name the field, stable hash."""
 
 from __future__ import annotations
 

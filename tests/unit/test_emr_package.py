@@ -49,7 +49,7 @@ def test_dry_run_lists_what_it_would_include_and_upload(tmp_path, capsys):
         assert f"  {name}=={importlib.metadata.version(name)}" in out
     assert "pyspark" not in out.split("code (")[0]  # EMR brings Spark 3.5's pyspark
     assert "bin/python -> /usr/bin/python3.11" in out
-    assert "darkhaloscope.zip:darkhaloscope/config.py" in out
+    assert "darkhaloscope.zip:darkhaloscope/config/core.py" in out
     assert "darkhaloscope.zip:darkhaloscope/emr/package.py" in out
     assert "jobs/generate.py" in out and "jobs/build_tasks.py" in out and "run_cli.py" in out
     assert "__pycache__" not in out

@@ -1,0 +1,83 @@
+"""Config sections of the survey layer: paths, the DR10 survey, the synthetic sky, LRG cuts, tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .fields import param, section
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    """Default locations used by the CLI when a path is not given on the command line.
+    Each may be a local path or an ``s3://bucket/prefix`` URL (bricks also ``https://``)."""
+
+    survey_root: str = param("out/survey", "Root of the DR10-layout survey (coadd/, tractor/, survey-bricks).", "path/URL")
+    tasks: str = param("out/tasks", "Task table folder (Parquet).", "path/URL")
+    bank: str = param("out/bank.h5", "Source bank HDF5 file.", "path/URL")
+    dataset: str = param("out/dataset", "Stamp dataset root.", "path/URL")
+    cache_dir: str = param("", "Local cache for remote files (bank downloads, cutout service); empty = ~/.cache/darkhaloscope.", "path")
+
+
+@dataclass(frozen=True)
+class SyntheticSurveyConfig:
+    """The synthetic DR10-format sky made by ``build-survey`` (the embedded default and test fixture)."""
+
+    n_bricks_ra: int = param(2, "Bricks along RA in the synthetic sky.", "count", ge=1, le=50)
+    n_bricks_dec: int = param(1, "Bricks along Dec in the synthetic sky.", "count", ge=1, le=50)
+    brick_size_pix: int = param(600, "Side of each synthetic brick image (DR10 is 3600).", "pixel", ge=128, le=3600)
+    dec_center: float = param(10.0, "Declination of the synthetic field's first brick row centre.", "deg", ge=-80.0, le=80.0)
+    ra_start: float = param(150.0, "RA of the first synthetic brick column's centre.", "deg", ge=0.0, lt=360.0)
+    lrg_per_brick: int = param(150, "LRG-like galaxies per brick (before the LRG cuts).", "count", ge=0, le=100000)
+    galaxies_per_brick: int = param(300, "Other galaxies per brick.", "count", ge=0, le=100000)
+    stars_per_brick: int = param(60, "Stars per brick (a few bright ones get BRIGHT/MEDIUM masks).", "count", ge=0, le=100000)
+    seeing_r_min: float = param(0.9, "Minimum per-brick r-band PSF FWHM.", "arcsec", gt=0.3, le=3.0)
+    seeing_r_max: float = param(1.6, "Maximum per-brick r-band PSF FWHM.", "arcsec", gt=0.3, le=3.0)
+    sky_sigma_r: float = param(0.006, "Per-pixel sky noise sigma in r (g, z scaled by band).", "nanomaggy", gt=0.0, le=1.0)
+    tile_size: int = param(100, "Tile side of the Rice tile-compressed .fits.fz images.", "pixel", ge=16, le=3600)
+
+
+@dataclass(frozen=True)
+class SurveyConfig:
+    """The DR10 survey layer: geometry, bands and cutouts."""
+
+    release: int = param(10000, "Legacy Surveys release number written into synthetic catalogs (DR10 south = 10000).", "", ge=0, le=16383)
+    bands: str = param("grz", "Bands cut out and injected, in channel order.", "", choices=("grz", "gr", "rz", "g", "r", "z", "griz"))
+    pixel_scale: float = param(0.262, "Coadd pixel scale.", "arcsec/pixel", gt=0.0)
+    stamp_size: int = param(64, "Side of every stamp.", "pixel", ge=8, le=512)
+    brick_cache_size: int = param(8, "Open bricks kept per process (LRU).", "count", ge=1, le=256)
+    decoded_cache_mb: float = param(256.0, "Decoded pixels kept per process for bricks other than the one being cut (LRU); peak is this plus one brick (DR10: 337 MB).", "MiB", ge=0.0)
+    synthetic: SyntheticSurveyConfig = section(SyntheticSurveyConfig)
+
+
+@dataclass(frozen=True)
+class LrgCutsConfig:
+    """DESI LRG target cuts (Zhou et al. 2023, DR9/DR10 south), on extinction-corrected magnitudes.
+    Defaults are the published south cuts; north values are in the paper."""
+
+    zfiber_max: float = param(21.6, "Faint limit on the z-band fibre magnitude.", "AB mag", ge=15.0, le=25.0)
+    stellar_slope: float = param(0.8, "Star rejection: z - W1 > slope * (r - z) + intercept.", "")
+    stellar_intercept: float = param(-0.6, "Star rejection intercept.", "AB mag")
+    gw1_min: float = param(2.9, "Low-z removal: g - W1 > gw1_min OR r - W1 > rw1_min.", "AB mag")
+    rw1_min: float = param(1.8, "Low-z removal r - W1 threshold.", "AB mag")
+    sliding_slope: float = param(1.8, "Sliding cut: r - W1 > slope * (W1 - sliding_w1_pivot).", "")
+    sliding_w1_pivot: float = param(17.14, "Sliding cut W1 pivot.", "AB mag")
+    sliding_w1_offset: float = param(16.33, "Sliding cut: r - W1 > W1 - offset.", "AB mag")
+    rw1_override: float = param(3.3, "OR r - W1 > rw1_override.", "AB mag")
+    reject_maskbits: list = param([1, 12, 13], "DR10 MASKBITS bits that reject an object (BRIGHT, GALAXY, CLUSTER).", "bit numbers")
+    gaia_g_min: float = param(18.0, "Stars rejected when GAIA_PHOT_G_MEAN_MAG < this (where present).", "Vega mag")
+    require_nobs: bool = param(True, "Require NOBS_G/R/Z > 0.", "")
+    zfibertot_min: float = param(17.5, "Stars missing from Gaia rejected: z fibre-total magnitude must exceed this (where FIBERTOTFLUX_Z exists).", "AB mag")
+    require_primary: bool = param(True, "Keep only BRICK_PRIMARY objects (where the column exists).", "")
+
+
+@dataclass(frozen=True)
+class TasksConfig:
+    """Task table: LRG selection, splits and roles."""
+
+    split_fractions: dict = param({"train": 0.26, "val": 0.39, "test": 0.35}, "Fraction of tasks per split (sum to 1).", "fraction")
+    split_salt: str = param("dhs-split-v1", "Salt of the blake2b hash of task_id that fixes the split.", "")
+    role_salt: str = param("dhs-role-v1", "Salt of the blake2b hash of galaxy_id that fixes the role.", "")
+    control_fraction: float = param(0.5, "Fraction of tasks that are controls (no injection).", "fraction", ge=0.0, le=1.0)
+    max_tasks: int = param(0, "Keep at most this many tasks (0 = all); a deterministic hash subsample.", "count", ge=0)
+    lrg: LrgCutsConfig = section(LrgCutsConfig)
