@@ -1,4 +1,4 @@
-"""Task identity: stable ids, hash splits, control/injection roles, per-task random streams.
+"""Task identity: stable ids, hash splits, roles and their labels, per-task random streams.
 
 Everything here is a pure function of an object's DR10 identity and the config salts, so a
 task's split, role and random draws never change with partitioning or cluster size.
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from .config import ROLES, SPLITS
+from .config import HASHED_ROLES, ROLE_LABELS, SPLITS
 from .errors import CatalogError
 
 RELEASE_BITS, BRICKID_BITS, OBJID_BITS = 14, 20, 21
@@ -83,9 +83,34 @@ def assign_split(task_id: int, fractions: Mapping[str, float], salt: str) -> str
 
 
 
-def assign_role(galaxy_id: str, control_fraction: float, salt: str) -> str:
-    """Role (``control``/``injection``) of a galaxy from a second salted hash of its ``galaxy_id``."""
-    return ROLES[0] if hash_unit(galaxy_id, salt) < control_fraction else ROLES[1]
+def role_of_unit(u: float, mix: Mapping[str, float]) -> str:
+    """The role whose cumulative-fraction interval (in :data:`HASHED_ROLES` order) holds ``u``.
+
+    With ``{control: f, injection: 1 - f}`` this is the former two-role rule ``u < f -> control``,
+    so configs that only set ``tasks.control_fraction`` keep every task's role.
+    """
+    edge, last = 0.0, None
+    for name in HASHED_ROLES:
+        f = float(mix.get(name, 0.0))
+        if f > 0:
+            edge += f
+            last = name
+            if u < edge:
+                return name
+    if last is None:
+        raise CatalogError(f"role mix {dict(mix)} gives no role a positive fraction", field="tasks.role_fractions")
+    return last
+
+
+def assign_role(galaxy_id: str, mix: Mapping[str, float] | float, salt: str) -> str:
+    """Role of a galaxy from a second salted hash of its ``galaxy_id``.
+
+    mix: {role: fraction} over :data:`HASHED_ROLES` (``TasksConfig.role_mix(split)``), or, as
+    before, a control fraction (the rest injections).
+    """
+    if not isinstance(mix, Mapping):
+        mix = {"control": float(mix), "injection": 1.0 - float(mix)}
+    return role_of_unit(hash_unit(galaxy_id, salt), mix)
 
 
 def assign_splits(task_ids: Iterable[int], fractions: Mapping[str, float], salt: str) -> list[str]:
@@ -93,9 +118,22 @@ def assign_splits(task_ids: Iterable[int], fractions: Mapping[str, float], salt:
     return [assign_split(t, fractions, salt) for t in task_ids]
 
 
-def assign_roles(galaxy_ids: Iterable[str], control_fraction: float, salt: str) -> list[str]:
+def assign_roles(galaxy_ids: Iterable[str], mix: Mapping[str, float] | float, salt: str) -> list[str]:
     """:func:`assign_role` over many ids."""
-    return [assign_role(g, control_fraction, salt) for g in galaxy_ids]
+    return [assign_role(g, mix, salt) for g in galaxy_ids]
+
+
+def label_of(role: str) -> int:
+    """Training label of a role (``config.ROLE_LABELS``: 1 = lens, 0 = not a lens)."""
+    try:
+        return ROLE_LABELS[role]
+    except KeyError:
+        raise CatalogError(f"role {role!r} has no label; roles are {list(ROLE_LABELS)}", field="role") from None
+
+
+def labels_of(roles: Iterable[str]) -> np.ndarray:
+    """:func:`label_of` over many roles: int8 array."""
+    return np.fromiter((label_of(str(r)) for r in roles), dtype=np.int8)
 
 
 def _stream_key(stream: str) -> int:

@@ -13,7 +13,8 @@ so a row is a function of (task, cutout, bank, config) only. The path of one inj
     physics.fastrow                              SNRs on good pixels, lensed HLR, magnification
                                                  (compiled equivalents of physics.noise / physics.metrics)
 
-Controls pass through with the same cutout handling. A stamp that cannot be made keeps its
+Controls (and the real-stamp roles impostor, known_lens) pass through with the same cutout
+handling; the painted negatives (unlensed, ring) are made by ``roles.paint_negative``. A stamp that cannot be made keeps its
 row with ``cutout_ok = False`` and a reason; numeric columns are null, never NaN.
 """
 
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ._version import code_version
-from .config import Config, config_hash
+from .config import PAINTED_ROLES, ROLES, Config, config_hash
 from .dataset.schema import COLUMN_NAMES
 from .dataset.stamp import encode_arc, encode_stamp
 from .errors import BankError, PhysicsError
@@ -261,17 +262,21 @@ def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Confi
     """
     row = _base_row(task, cutout, cfg)
     role = row["role"]
-    if role not in ("control", "injection"):
-        raise PhysicsError(f"task {row['task_id']} has role {role!r}, expected 'control' or 'injection'", field="role", row=row["task_id"])
+    if role not in ROLES:
+        raise PhysicsError(f"task {row['task_id']} has role {role!r}, expected one of {list(ROLES)}", field="role", row=row["task_id"])
     problem = _problem(task, cutout, cfg)
     if problem is not None:
         row.update(cutout_ok=False, cutout_reason=problem)
-        if role == "injection":
+        if role in PAINTED_ROLES:
             row["snr_reason"] = f"no stamp: {problem}"
         return row
-    if role == "control":
+    if role not in PAINTED_ROLES:  # control, impostor, known_lens: the host as it is
         row["stamp_npz"] = encode_stamp(cutout.image, cutout.invvar, cutout.maskbits, grids=cutout.grids)
         return row
+    if role != "injection":  # unlensed, ring: roles.py (imported here: it builds on this module)
+        from .roles import paint_negative
+
+        return paint_negative(row, task, cutout, bank, cfg)
 
     bands = cfg.survey.bands
     p = _draw(task, bank, cfg)

@@ -19,14 +19,15 @@ from .core import (
     replace,
 )
 from .emr import EmrConfig
-from .fields import ROLES, SPLITS, param, section
+from .fields import HASHED_ROLES, PAINTED_ROLES, ROLE_LABELS, ROLES, SPLITS, param, section
 from .jobs import GenerateConfig, ReportConfig
 from .ml import TrainConfig
+from .negatives import LOOKALIKE_KINDS, NegativesConfig
 from .physics import LensConfig, RenderConfig, SourceConfig
 from .survey import LrgCutsConfig, PathsConfig, SurveyConfig, SyntheticSurveyConfig, TasksConfig
 
 __all__ = [
-    "EXECUTION_ONLY_FIELDS", "ROLES", "SPLITS", "BankConfig", "Config", "EmrConfig", "GenerateConfig",
+    "EXECUTION_ONLY_FIELDS", "HASHED_ROLES", "LOOKALIKE_KINDS", "PAINTED_ROLES", "ROLE_LABELS", "ROLES", "NegativesConfig", "SPLITS", "BankConfig", "Config", "EmrConfig", "GenerateConfig",
     "LensConfig", "LrgCutsConfig", "PathsConfig", "ProceduralBankConfig", "RenderConfig",
     "ReportConfig", "SourceConfig", "SurveyConfig", "SyntheticSurveyConfig", "TasksConfig",
     "TrainConfig", "config_from_dict", "config_hash", "config_to_dict", "describe", "load_config",

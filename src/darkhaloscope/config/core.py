@@ -21,9 +21,10 @@ import yaml
 from ..errors import ConfigError
 from .bank import BankConfig
 from .emr import EmrConfig
-from .fields import SPLITS, param, section
+from .fields import HASHED_ROLES, ROLES, SPLITS, param, section
 from .jobs import GenerateConfig, ReportConfig
 from .ml import TrainConfig
+from .negatives import LOOKALIKE_KINDS, NegativesConfig
 from .physics import LensConfig, RenderConfig, SourceConfig
 from .survey import PathsConfig, SurveyConfig, TasksConfig
 
@@ -40,6 +41,7 @@ class Config:
     lens: LensConfig = section(LensConfig)
     source: SourceConfig = section(SourceConfig)
     render: RenderConfig = section(RenderConfig)
+    negatives: NegativesConfig = section(NegativesConfig)
     generate: GenerateConfig = section(GenerateConfig)
     report: ReportConfig = section(ReportConfig)
     train: TrainConfig = section(TrainConfig)
@@ -133,7 +135,16 @@ def _cross_checks(cfg: Config) -> None:
             raise ConfigError(f"config field 'tasks.split_fractions.{k}' must be a fraction in [0, 1], got {v!r}", field=f"tasks.split_fractions.{k}")
     if abs(sum(fr.values()) - 1.0) > 1e-9:
         raise ConfigError(f"config field 'tasks.split_fractions' must sum to 1, sums to {sum(fr.values()):.6g}", field="tasks.split_fractions")
+    _check_role_fractions(cfg)
+    _check_weights("negatives.kind_weights", cfg.negatives.kind_weights, LOOKALIKE_KINDS)
+    _check_weights("train.role_weights", cfg.train.role_weights, ROLES, need_positive=False)
+    n = cfg.negatives
     pairs = [
+        ("negatives.unlensed_sep_min", n.unlensed_sep_min, "negatives.unlensed_sep_max", n.unlensed_sep_max),
+        ("negatives.radius_min", n.radius_min, "negatives.radius_max", n.radius_max),
+        ("negatives.width_min", n.width_min, "negatives.width_max", n.width_max),
+        ("negatives.span_min", n.span_min, "negatives.span_max", n.span_max),
+        ("negatives.pitch_min", n.pitch_min, "negatives.pitch_max", n.pitch_max),
         ("lens.theta_e_min", cfg.lens.theta_e_min, "lens.theta_e_max", cfg.lens.theta_e_max),
         ("bank.hlr_min", cfg.bank.hlr_min, "bank.hlr_max", cfg.bank.hlr_max),
         ("bank.mag_min", cfg.bank.mag_min, "bank.mag_max", cfg.bank.mag_max),
@@ -147,8 +158,55 @@ def _cross_checks(cfg: Config) -> None:
             raise ConfigError(f"config field '{lo_name}' = {lo} must not exceed '{hi_name}' = {hi}", field=lo_name)
 
 
+def _is_fraction(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and 0.0 <= v <= 1.0
+
+
+def _check_mix(name: str, mix: Any) -> None:
+    if not isinstance(mix, dict) or not mix:
+        raise ConfigError(f"config field '{name}' must be a non-empty mapping of role -> fraction, got {mix!r}", field=name)
+    for role, v in mix.items():
+        if role not in HASHED_ROLES:
+            why = " (impostor and known_lens rows come from staged host tables, not from the role hash)" if role in ROLES else ""
+            raise ConfigError(f"config field '{name}' has role {role!r}; hashed roles are {list(HASHED_ROLES)}{why}", field=f"{name}.{role}")
+        if not _is_fraction(v):
+            raise ConfigError(f"config field '{name}.{role}' must be a fraction in [0, 1], got {v!r}", field=f"{name}.{role}")
+    if abs(sum(mix.values()) - 1.0) > 1e-9:
+        raise ConfigError(f"config field '{name}' must sum to 1, sums to {sum(mix.values()):.6g}", field=name)
+
+
+def _check_role_fractions(cfg: Config) -> None:
+    """tasks.role_fractions: one mix ({role: f}) or {all: mix, <split>: mix}; every split covered."""
+    rf = cfg.tasks.role_fractions
+    if not rf:
+        return
+    if set(rf) <= set(ROLES):
+        _check_mix("tasks.role_fractions", rf)
+        return
+    for key, mix in rf.items():
+        if key not in ("all", *SPLITS):
+            raise ConfigError(f"config field 'tasks.role_fractions' key {key!r} is neither a role {list(HASHED_ROLES)} nor 'all' / a split {list(SPLITS)}", field=f"tasks.role_fractions.{key}")
+        _check_mix(f"tasks.role_fractions.{key}", mix)
+    missing = [s for s in SPLITS if s not in rf and "all" not in rf]
+    if missing:
+        raise ConfigError(f"config field 'tasks.role_fractions' gives no mix for split(s) {missing}: add them or an 'all' entry", field="tasks.role_fractions")
+
+
+def _check_weights(name: str, weights: Any, known: tuple, need_positive: bool = True) -> None:
+    for key, v in weights.items():
+        if key not in known:
+            raise ConfigError(f"config field '{name}' has unknown key {key!r}; known: {list(known)}", field=f"{name}.{key}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
+            raise ConfigError(f"config field '{name}.{key}' must be a finite weight >= 0, got {v!r}", field=f"{name}.{key}")
+    if need_positive and not sum(weights.values()) > 0:
+        raise ConfigError(f"config field '{name}' needs at least one positive weight, got {weights!r}", field=name)
+
+
 def config_from_dict(data: dict | None) -> Config:
     """Build and validate a :class:`Config` from a plain mapping (missing keys take defaults)."""
+    tasks = (data or {}).get("tasks")
+    if isinstance(tasks, dict) and "control_fraction" in tasks and tasks.get("role_fractions"):
+        raise ConfigError("config sets both 'tasks.control_fraction' (the legacy two-role mix) and 'tasks.role_fractions': keep only role_fractions", field="tasks.control_fraction")
     cfg = _build(Config, data or {}, "")
     _cross_checks(cfg)
     return cfg

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .fields import param, section
+from .fields import HASHED_ROLES, SPLITS, param, section
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,19 @@ class TasksConfig:
     split_fractions: dict = param({"train": 0.26, "val": 0.39, "test": 0.35}, "Fraction of tasks per split (sum to 1).", "fraction")
     split_salt: str = param("dhs-split-v1", "Salt of the blake2b hash of task_id that fixes the split.", "")
     role_salt: str = param("dhs-role-v1", "Salt of the blake2b hash of galaxy_id that fixes the role.", "")
-    control_fraction: float = param(0.5, "Fraction of tasks that are controls (no injection).", "fraction", ge=0.0, le=1.0)
+    control_fraction: float = param(0.5, "Legacy two-role mix: fraction of controls, the rest injections; used only when role_fractions is empty (setting both is an error).", "fraction", ge=0.0, le=1.0)
+    role_fractions: dict = param({}, "Mix of the hashed roles (control, injection, unlensed, ring), summing to 1: either {role: fraction} for every split, or {all: {...}, train|val|test: {...}} with whole per-split mixes overriding 'all'; empty = {control: control_fraction, injection: rest}.", "fraction")
     max_tasks: int = param(0, "Keep at most this many tasks (0 = all); a deterministic hash subsample.", "count", ge=0)
     lrg: LrgCutsConfig = section(LrgCutsConfig)
+
+    def role_mix(self, split: str) -> dict[str, float]:
+        """The role fractions of one split, in :data:`HASHED_ROLES` order (missing roles 0)."""
+        rf = self.role_fractions
+        if not rf:
+            mix = {"control": self.control_fraction, "injection": 1.0 - self.control_fraction}
+        elif set(rf) <= set(HASHED_ROLES) or not set(rf) & {"all", *SPLITS}:
+            mix = rf
+        else:
+            mix = rf.get(split, rf.get("all", {}))
+        return {r: float(mix.get(r, 0.0)) for r in HASHED_ROLES}
+

@@ -48,6 +48,30 @@ FIELDS: list[pa.Field] = [
     pa.field("shear_g2", _F32),
     pa.field("lens_x", _F32),
     pa.field("lens_y", _F32),
+    # role: the training label (config.ROLE_LABELS, filled from `role` by rows_to_table) and the
+    # parameters of what a non-lensing painted role drew (roles.py; null for other roles):
+    # lookalike_kind is 'companion' for unlensed rows, a physics.lookalikes kind for ring rows;
+    # lookalike_x/y the centre (arcsec from the stamp centre), radius (arcsec; the companion's
+    # distance from the host centre), width (Gaussian sigma, arcsec), q, pa_deg, span_deg and
+    # phase_deg (deg), pitch_deg (deg), arms (arms or shells), clumps, clump_fraction, seed (the
+    # clumps' places), ref_theta_e (arcsec: the task's would-be injection's Einstein radius that
+    # set the sizes and brightness).
+    pa.field("label", pa.int8(), nullable=False),
+    pa.field("lookalike_kind", pa.string()),
+    pa.field("lookalike_x", _F32),
+    pa.field("lookalike_y", _F32),
+    pa.field("lookalike_radius", _F32),
+    pa.field("lookalike_width", _F32),
+    pa.field("lookalike_q", _F32),
+    pa.field("lookalike_pa_deg", _F32),
+    pa.field("lookalike_span_deg", _F32),
+    pa.field("lookalike_phase_deg", _F32),
+    pa.field("lookalike_pitch_deg", _F32),
+    pa.field("lookalike_arms", pa.int16()),
+    pa.field("lookalike_clumps", pa.int16()),
+    pa.field("lookalike_clump_fraction", _F32),
+    pa.field("lookalike_seed", pa.int64()),
+    pa.field("ref_theta_e", _F32),
     # source
     pa.field("cosmos_index", pa.int32()),
     pa.field("cosmos_ident", pa.string()),
@@ -85,6 +109,10 @@ META_COLUMNS = tuple(n for n in COLUMN_NAMES if n not in STAMP_COLUMNS)
 
 
 def rows_to_table(rows: list[dict]) -> pa.Table:
-    """Arrow table of stamp rows (dicts keyed by column name; missing keys are null)."""
+    """Arrow table of stamp rows (dicts keyed by column name; missing keys are null).
+    ``label`` is filled from ``role`` (``ids.label_of``) where a row leaves it unset."""
+    from ..ids import label_of  # ids imports config only; late so schema stays import-light
+
     columns = {name: [row.get(name) for row in rows] for name in COLUMN_NAMES}
+    columns["label"] = [label_of(row.get("role")) if row.get("label") is None else int(row["label"]) for row in rows]
     return pa.table(columns, schema=STAMP_SCHEMA)

@@ -176,7 +176,8 @@ def tasks_from_catalog(cols: dict, cfg: Config, label: str = "", bricks: BrickTa
 
     galaxy_id = [make_galaxy_id(r, b, o) for r, b, o in zip(release, brickid, objid, strict=True)]
     split = [assign_split(t, cfg.tasks.split_fractions, cfg.tasks.split_salt) for t in task_id]
-    role = [assign_role(g, cfg.tasks.control_fraction, cfg.tasks.role_salt) for g in galaxy_id]
+    mixes = {s: cfg.tasks.role_mix(s) for s in set(split)}
+    role = [assign_role(g, mixes[s], cfg.tasks.role_salt) for g, s in zip(galaxy_id, split, strict=True)]
 
     def nullable(a):
         a = np.asarray(a, np.float32)

@@ -1,0 +1,174 @@
+"""Procedural non-lensing look-alikes: star-forming rings, partial rings, spiral arms, tidal shells.
+
+The hardest false positives of lens finders are ring-like galaxies (Metcalf et al. 2019, A&A 625,
+A119, sec. 6: the Strong Gravitational Lens Finding Challenge) and the seeds' finder scored
+p = 1.0 on any LRG with a ring added (seeds/gen5_failure_analysis.md, sec. 3.2). A ``ring`` row
+paints one of these shapes on its host: a single image with no counter-image, drawn as surface
+brightness on a supersampled grid, then through the same Moffat PSF, shot noise and SNR code as
+an arc (inject.py). Every shape is a pure function of a :class:`Lookalike` (the row's
+``lookalike_*`` columns), so a row re-renders bit for bit.
+
+Geometry (arcsec, lenstronomy's convention x = +column, y = +row from the stamp centre): the
+shape is centred on (x, y), with position angle ``pa_deg`` (counter-clockwise from +x) and axis
+ratio ``q`` (a tilted disc: elliptical radius sqrt(u^2 + (v/q)^2)); ``width`` is the Gaussian
+sigma (arcsec) of a ring / arm / shell cross-section; clumps (star-forming knots, Gaussians of
+sigma 0.7 width) sit on the structure at places drawn from ``seed``.
+
+Kinds:
+  ring          full ring of radius ``radius``.
+  partial_ring  the ring over ``span_deg`` of azimuth centred on ``phase_deg`` (soft 0.2 rad edges).
+  spiral        ``arms`` logarithmic arms of pitch ``pitch_deg`` from 0.25 radius out to ``radius``.
+  shells        ``arms`` concentric shells (radius, 0.7 radius, 0.49 radius ...) on alternating
+                sides (phase_deg, phase_deg + 180 ...), each over ``span_deg``, sharp outer edge
+                and an exponential inner fall-off of scale 3 width (Quinn 1984's phase-wrapped
+                shells, as seen around ellipticals).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import PhysicsError
+
+KINDS = ("ring", "partial_ring", "spiral", "shells")
+_EDGE_RAD = 0.2  # soft azimuthal edge of partial rings and shells (radian)
+_SHELL_STEP = 0.7  # radius ratio of successive shells
+_SPIRAL_INNER = 0.25  # spiral arms start at this fraction of the outer radius
+
+
+@dataclass(frozen=True)
+class Lookalike:
+    """One look-alike's parameters (the row's ``lookalike_*`` columns); units in the module doc."""
+
+    kind: str
+    x: float
+    y: float
+    radius: float
+    width: float
+    q: float
+    pa_deg: float
+    span_deg: float
+    phase_deg: float
+    pitch_deg: float
+    arms: int
+    clumps: int
+    clump_fraction: float
+    seed: int
+
+
+def _wrap(a: np.ndarray) -> np.ndarray:
+    """Angle wrapped to [-pi, pi)."""
+    return (a + np.pi) % (2 * np.pi) - np.pi
+
+
+def _window(phi: np.ndarray, centre: float, span: float) -> np.ndarray:
+    """1 within +-span/2 of ``centre`` (radian), Gaussian edges of sigma _EDGE_RAD beyond."""
+    if span >= 2 * np.pi:
+        return np.ones_like(phi)
+    d = np.maximum(np.abs(_wrap(phi - centre)) - span / 2, 0.0)
+    return np.exp(-0.5 * (d / _EDGE_RAD) ** 2)
+
+
+def _frame(p: Lookalike, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(elliptical radius arcsec, azimuth radian) of grid points in the look-alike's disc frame."""
+    pa = np.deg2rad(p.pa_deg)
+    dx, dy = xs - p.x, ys - p.y
+    u = dx * np.cos(pa) + dy * np.sin(pa)
+    v = (-dx * np.sin(pa) + dy * np.cos(pa)) / p.q
+    return np.hypot(u, v), np.arctan2(v, u)
+
+
+def _to_sky(p: Lookalike, r: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Disc-frame (radius, azimuth) -> sky (x, y) arcsec."""
+    pa = np.deg2rad(p.pa_deg)
+    u, v = r * np.cos(phi), r * np.sin(phi) * p.q
+    return p.x + u * np.cos(pa) - v * np.sin(pa), p.y + u * np.sin(pa) + v * np.cos(pa)
+
+
+def _spiral_offset(p: Lookalike, r: np.ndarray, phi: np.ndarray, arm: int) -> np.ndarray:
+    """Azimuth (radian, wrapped) from arm ``arm``: r = r_in exp(tan(pitch) (phi - phi_arm))."""
+    r_in = _SPIRAL_INNER * p.radius
+    phi_arm = np.deg2rad(p.phase_deg) + 2 * np.pi * arm / p.arms
+    return _wrap(phi - phi_arm - np.log(np.maximum(r, 1e-6) / r_in) / np.tan(np.deg2rad(p.pitch_deg)))
+
+
+def smooth_profile(p: Lookalike, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Un-normalised surface brightness of the smooth part at sky points (xs, ys) arcsec."""
+    r, phi = _frame(p, xs, ys)
+    w = p.width
+    if p.kind in ("ring", "partial_ring"):
+        prof = np.exp(-0.5 * ((r - p.radius) / w) ** 2)
+        if p.kind == "partial_ring":
+            prof = prof * _window(phi, np.deg2rad(p.phase_deg), np.deg2rad(p.span_deg))
+        return prof
+    if p.kind == "spiral":
+        r_in = _SPIRAL_INNER * p.radius
+        envelope = np.where(r < r_in, np.exp(-0.5 * ((r - r_in) / w) ** 2), 1.0)
+        envelope = envelope * np.where(r > p.radius, np.exp(-0.5 * ((r - p.radius) / w) ** 2), 1.0)
+        sin_pitch = np.sin(np.deg2rad(p.pitch_deg))
+        arms = sum(np.exp(-0.5 * (r * _spiral_offset(p, r, phi, k) * sin_pitch / w) ** 2) for k in range(p.arms))
+        return envelope * arms
+    if p.kind == "shells":
+        prof = np.zeros_like(r)
+        for k in range(p.arms):
+            rk = p.radius * _SHELL_STEP**k
+            edge = np.where(r <= rk, np.exp(-(rk - r) / (3.0 * w)), np.exp(-0.5 * ((r - rk) / w) ** 2))
+            prof += edge * _window(phi, np.deg2rad(p.phase_deg) + np.pi * k, np.deg2rad(p.span_deg))
+        return prof
+    raise PhysicsError(f"unknown look-alike kind {p.kind!r}; kinds are {list(KINDS)}", field="lookalike_kind")
+
+
+def clump_positions(p: Lookalike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y arcsec, relative weight) of the clumps, drawn from ``p.seed`` on the structure."""
+    rng = np.random.Generator(np.random.PCG64(int(p.seed)))
+    n = p.clumps
+    weight = rng.uniform(0.5, 1.5, n)
+    t = rng.uniform(0.0, 1.0, n)
+    phase = np.deg2rad(p.phase_deg)
+    if p.kind == "ring":
+        r, phi = np.full(n, p.radius), 2 * np.pi * t
+    elif p.kind == "partial_ring":
+        r, phi = np.full(n, p.radius), phase + (t - 0.5) * np.deg2rad(p.span_deg)
+    elif p.kind == "spiral":
+        arm = rng.integers(0, p.arms, n)
+        r_in = _SPIRAL_INNER * p.radius
+        r = r_in * np.exp(t * np.log(p.radius / r_in))
+        phi = phase + 2 * np.pi * arm / p.arms + np.log(r / r_in) / np.tan(np.deg2rad(p.pitch_deg))
+    else:  # shells: knots on the outermost shell's edge
+        r, phi = np.full(n, p.radius), phase + (t - 0.5) * np.deg2rad(p.span_deg)
+    x, y = _to_sky(p, r, phi)
+    return x, y, weight
+
+
+def lookalike_unit(p: Lookalike, size: int, pixel_scale: float, supersampling: int) -> np.ndarray:
+    """The look-alike as flux per pixel, float64 [size, size], summing to 1 on the stamp.
+
+    Surface brightness is sampled at ``supersampling``^2 points per pixel and averaged; the
+    smooth part holds (1 - clump_fraction) of the flux and the clumps the rest.
+    """
+    if p.kind not in KINDS:
+        raise PhysicsError(f"unknown look-alike kind {p.kind!r}; kinds are {list(KINDS)}", field="lookalike_kind")
+    if not (p.radius > 0 and p.width > 0 and 0 < p.q <= 1):
+        raise PhysicsError(f"look-alike needs radius > 0, width > 0, 0 < q <= 1, got {p}", field="lookalike_radius")
+    ss = int(supersampling)
+    n = size * ss
+    c = (np.arange(n) + 0.5) / ss - 0.5 - (size - 1) / 2.0  # sub-pixel centres, pixel units from the stamp centre
+    ys, xs = np.meshgrid(c * pixel_scale, c * pixel_scale, indexing="ij")
+    smooth = smooth_profile(p, xs, ys)
+    total = smooth.sum()
+    if not total > 0:
+        raise PhysicsError(f"look-alike {p.kind} has no flux on the stamp (radius {p.radius} arcsec)", field="lookalike_radius")
+    image = smooth * ((1.0 - p.clump_fraction) / total)
+    if p.clumps > 0 and p.clump_fraction > 0:
+        cx, cy, wt = clump_positions(p)
+        sig = 0.7 * p.width
+        knots = np.zeros_like(image)
+        for x0, y0, w0 in zip(cx, cy, wt, strict=True):
+            knots += w0 * np.exp(-0.5 * ((xs - x0) ** 2 + (ys - y0) ** 2) / sig**2)
+        ksum = knots.sum()
+        if ksum > 0:
+            image += knots * (p.clump_fraction / ksum)
+    image = image.reshape(size, ss, size, ss).sum(axis=(1, 3))
+    return image / image.sum()
