@@ -36,5 +36,5 @@ class TrainConfig:
     drop_path: float = param(0.1, "ConvNeXt stochastic-depth rate.", "fraction", ge=0.0, lt=1.0)
     grad_clip: float = param(1.0, "Clip the gradient norm at this (0 = off).", "", ge=0.0)
     eval_bootstrap: int = param(200, "Stratified bootstrap resamples for evaluation intervals.", "count", ge=0)
-    role_weights: dict = param({}, "Per-role weight of a row in the training loss (a sampling weight in expectation), e.g. {ring: 2.0}; roles not listed weigh 1, weight 0 leaves a role out of training.", "weight")
+    role_weights: dict = param({}, "Per-role weight of a row in the training loss (a sampling weight in expectation), e.g. {ring: 2.0}; roles not listed weigh 1; weight 0: the role's rows add nothing to the loss.", "weight")
     val_split: str = param("val", "Split used to pick the best checkpoint.", "", choices=("val", "test", "train"))

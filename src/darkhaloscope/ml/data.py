@@ -11,9 +11,10 @@ row groups are permuted with a generator seeded by (seed, epoch), dealt round-ro
 workers, and each worker shuffles its rows in blocks of ``train.shuffle_block_rows`` rows drawn
 from several row groups. Same seed, epoch and worker count -> the same batches.
 
-Rows: ``cutout_ok = false`` rows are skipped; label 1 = ``injection``, 0 = ``control``; the row
-filters of ``cfg.train`` (arc_snr range, theta_E / PSF FWHM) apply to injections only (controls
-have no arc). ``max_rows_per_split`` keeps the rows with the smallest (seed-salted) hash of
+Rows: ``cutout_ok = false`` rows are skipped; the label of a row is its role's
+(``ids.label_of``: 1 = injection, known_lens; 0 = control, unlensed, ring, impostor) and its loss
+weight ``train.role_weights[role]`` (default 1); the row filters of ``cfg.train`` (arc_snr range,
+theta_E / PSF FWHM) apply to injections only (the other roles are not filtered by their arc). ``max_rows_per_split`` keeps the rows with the smallest (seed-salted) hash of
 ``task_id``: a fixed, split-wide random subset, the same every epoch.
 
 A batch is a dict of tensors: ``image`` float32 [N, B, S, S] (normalised), ``meta`` float32
@@ -33,11 +34,12 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from ..config import TrainConfig
+from ..config import ROLES, TrainConfig
 from ..dataset.reader import split_dataset
 from ..dataset.stamp import decode_image, decode_image_readonly  # noqa: F401 (the loader's decode; re-exported)
 from ..dataset.storage import StorageOptions, filesystem_for
 from ..errors import DatasetError
+from ..ids import labels_of
 from .normalize import get_normalizer
 
 FILTER_COLUMNS = ("task_id", "role", "cutout_ok", "arc_snr", "theta_e", "psf_fwhm_r")
@@ -64,7 +66,7 @@ def row_mask(table: pa.Table, tcfg: TrainConfig) -> np.ndarray:
     ok = table["cutout_ok"].to_numpy(zero_copy_only=False).astype(bool)
     role = table["role"].to_numpy(zero_copy_only=False)
     inj = role == "injection"
-    keep = ok & (inj | (role == "control"))
+    keep = ok & np.isin(role, ROLES)
     if tcfg.arc_snr_min > 0 or tcfg.arc_snr_max > 0:
         snr = _col(table, "arc_snr")
         good = np.ones(len(snr), bool)
@@ -122,7 +124,7 @@ def scan_split(root: str, split: str, tcfg: TrainConfig, seed: int = 0, options:
     kept = table.filter(pa.array(keep))
     if kept.num_rows == 0:
         raise DatasetError(f"split {split!r} of {root} has no usable rows (cutout_ok and filters)", path=str(root))
-    inj = int((kept["role"].to_numpy(zero_copy_only=False) == "injection").sum())
+    inj = int(labels_of(kept["role"].to_numpy(zero_copy_only=False)).sum())  # positives (injection, known_lens)
     mean, std = [], []
     for name in features:
         values = _col(kept, name)
@@ -228,10 +230,12 @@ class StampStream(IterableDataset):
             if bad.any():
                 raise DatasetError("null or non-finite metadata feature", path=self.root, row=int(task_ids[np.flatnonzero(bad)[0]]), field=",".join(self.features))
             meta = (meta - self.meta_mean) / self.meta_std
+        roles = table["role"].to_numpy(zero_copy_only=False)
         out = {
             "image": torch.from_numpy(x),
             "meta": torch.from_numpy(meta),
-            "label": torch.from_numpy((table["role"].to_numpy(zero_copy_only=False) == "injection").astype(np.float32)),
+            "label": torch.from_numpy(labels_of(roles).astype(np.float32)),
+            "weight": torch.from_numpy(np.array([self.tcfg.role_weights.get(r, 1.0) for r in roles], np.float32)),
             "task_id": torch.from_numpy(task_ids.astype(np.int64)),
         }
         for name in self.extra_columns:

@@ -72,10 +72,15 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def loss_fn(tcfg: TrainConfig):
-    """(logits, labels) -> mean loss, per ``train.loss``."""
+    """(logits, labels[, per-row weights]) -> mean loss, per ``train.loss``; with weights (the
+    batch's ``weight``, from ``train.role_weights``) the mean of weight x loss."""
     if tcfg.loss == "focal":
-        return lambda z, y: sigmoid_focal_loss(z, y, alpha=tcfg.focal_alpha, gamma=tcfg.focal_gamma, reduction="mean")
-    return lambda z, y: F.binary_cross_entropy_with_logits(z, y)
+        def per_row(z, y):
+            return sigmoid_focal_loss(z, y, alpha=tcfg.focal_alpha, gamma=tcfg.focal_gamma, reduction="none")
+    else:
+        def per_row(z, y):
+            return F.binary_cross_entropy_with_logits(z, y, reduction="none")
+    return lambda z, y, w=None: per_row(z, y).mean() if w is None else (per_row(z, y) * w).mean()
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -131,7 +136,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, criterion, device, tcfg
             x = x.contiguous(memory_format=torch.channels_last)
         with _autocast(device, tcfg):
             z = model(x, meta)
-        loss = criterion(z.float(), y)
+        loss = criterion(z.float(), y, batch["weight"].to(device, non_blocking=True) if "weight" in batch else None)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if tcfg.grad_clip > 0:
