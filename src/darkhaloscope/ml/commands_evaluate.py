@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_split
+    from .role_metrics import format_role_metrics
 
     if args.split != "none":
         result = evaluate_split(args.run, args.dataset, args.split, args.out, device=args.device, checkpoint=args.checkpoint,
@@ -42,7 +43,8 @@ def main(args: argparse.Namespace) -> int:
                                 train_filters=args.train_filters, max_rows=args.max_rows, progress=not args.no_progress)
         m = result["metrics"]
         print(json.dumps({"split": args.split, "auc": m["auc"]["value"],
-                          **{k: m[k]["tpr"] for k in m if k.startswith("tpr_at_fpr")}}))
+                          **{k: m[k]["tpr"] for k in m if k.startswith("tpr_at_fpr")}, "ring_test": result["roles"]["ring_test"]}))
+        print(format_role_metrics(result["roles"]))
     if args.anchors:
         from .evaluate_anchors import evaluate_run_on_anchors
 

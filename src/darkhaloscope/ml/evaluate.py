@@ -8,8 +8,10 @@ Writes into ``<run>/eval/`` (or ``out_dir``):
   intervals and the number of controls each FPR rests on; completeness (recall of injections)
   per ``arc_snr`` bin and per ``theta_e`` bin at each FPR threshold and at p = 0.5; score
   histograms of controls and injections.
+- the headline metrics above compare ``injection`` with ``control`` rows; ``roles`` holds every
+  role's rate at the control thresholds and the ring test (ml/role_metrics.py).
 - ``eval_<split>.png``: ROC (log FPR), completeness vs arc_snr and vs theta_E, score histograms.
-- ``scores_<split>.parquet``: task_id, label, logit, p_lens, arc_snr, theta_e per row.
+- ``scores_<split>.parquet``: task_id, role, label, logit, p_lens, arc_snr, theta_e per row (every role).
 
 By default every ``cutout_ok`` row of the split is scored, whatever injection filters the run
 was trained with (the completeness curves then show what the filters hid); pass
@@ -28,10 +30,12 @@ from scipy.special import expit
 
 from .._version import code_version
 from ..config import replace
+from ..dataset.reader import read_split
 from ..dataset.storage import StorageOptions
 from .data import StampStream, scan_split
 from .metrics import DEFAULT_FPRS, fpr_key, full_metrics
 from .predict import LoadedRun, load_run
+from .role_metrics import role_metrics
 from .train import make_loader, predict_batches
 
 ARC_SNR_EDGES = [0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 50.0, 1e6]
@@ -52,6 +56,13 @@ def score_split(run: LoadedRun, dataset: str, split: str, options: StorageOption
     return predict_batches(run.model, make_loader(ds, tcfg, run.device), run.device, tcfg, progress, desc=f"score {split}")
 
 
+def role_column(dataset: str, split: str, task_ids: np.ndarray, options: StorageOptions | None = None) -> np.ndarray:
+    """The ``role`` of each scored ``task_id`` (read from the split's light columns)."""
+    t = read_split(dataset, split, columns=["task_id", "role"], options=options)
+    lookup = dict(zip(t["task_id"].to_pylist(), t["role"].to_pylist(), strict=True))
+    return np.array([lookup[int(i)] for i in task_ids], dtype=object)
+
+
 def evaluate_split(run_dir: str | Path, dataset: str | None = None, split: str = "test", out_dir: str | Path | None = None,
                    device: str = "auto", checkpoint: str = "best", options: StorageOptions | None = None,
                    n_boot: int | None = None, train_filters: bool = False, max_rows: int = 0, progress: bool = True) -> dict:
@@ -62,15 +73,21 @@ def evaluate_split(run_dir: str | Path, dataset: str | None = None, split: str =
     out_dir = Path(out_dir) if out_dir else run_dir / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
     res = score_split(run, dataset, split, options, train_filters, max_rows, progress=progress)
+    roles = role_column(dataset, split, res["task_id"], options)
+    per_role = role_metrics(roles, res["logit"].astype(np.float64))
+    classic = np.isin(roles, ("control", "injection"))  # the headline: injections vs controls
+    every = res
+    res = {k: np.asarray(v)[classic] for k, v in res.items()}
     y, z = res["label"].astype(bool), res["logit"].astype(np.float64)
     n_boot = run.cfg.train.eval_bootstrap if n_boot is None else n_boot
     metrics = full_metrics(y, z, {"arc_snr": res["arc_snr"], "theta_e": res["theta_e"]},
                            {"arc_snr": ARC_SNR_EDGES, "theta_e": THETA_E_EDGES}, n_boot=n_boot, seed=run.cfg.seed, logits=True)
     result = {"run": str(run_dir), "checkpoint": checkpoint, "dataset": str(dataset), "split": split,
-              "train_filters": train_filters, "code_version": code_version(), "metrics": metrics}
+              "train_filters": train_filters, "code_version": code_version(), "metrics": metrics, "roles": per_role}
     (out_dir / f"eval_{split}.json").write_text(json.dumps(result, indent=2, sort_keys=True))
-    pq.write_table(pa.table({"task_id": res["task_id"], "label": res["label"].astype(np.int8), "logit": z,
-                             "p_lens": expit(z), "arc_snr": res["arc_snr"], "theta_e": res["theta_e"]}),
+    z_all = every["logit"].astype(np.float64)
+    pq.write_table(pa.table({"task_id": every["task_id"], "role": pa.array(roles.tolist(), pa.string()), "label": every["label"].astype(np.int8),
+                             "logit": z_all, "p_lens": expit(z_all), "arc_snr": every["arc_snr"], "theta_e": every["theta_e"]}),
                    out_dir / f"scores_{split}.parquet")
     plot_evaluation(y, z, metrics, out_dir / f"eval_{split}.png", title=f"{run_dir.name}: {split}")
     return result
