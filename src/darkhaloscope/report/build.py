@@ -23,6 +23,7 @@ from . import gates as G
 from .accumulate import hash64_strings
 from .markdown import render_markdown
 from .pixels import StampGeometry, snr_band_index
+from .roles import RoleTally, classic_subset, role_gates
 from .samplepass import run_pixel_pass
 from .source import DatasetSource, iter_meta_batches, iter_sampled_row_groups, open_source
 from .tables import META_READ_COLUMNS, STAT_COLUMNS, SplitTally
@@ -122,10 +123,13 @@ def build_report(root: str, cfg: Config, bank=None, options: StorageOptions | No
 
     # 1. exact tables: metadata columns only, streamed
     tallies = {}
+    n_all = sum(src.rows.values())
+    role_tally = RoleTally(1.0 if n_all <= rc.quantile_sample_max else rc.quantile_sample_max / n_all)
     for split in src.splits:
         t = SplitTally(split, src.rows[split], rc.quantile_sample_max)
         for batch in iter_meta_batches(src, split, META_READ_COLUMNS):
             t.update(batch)
+            role_tally.update(split, batch)
         tallies[split] = t
 
     # 2. pixel sample: whole row groups chosen by hash, bounded by report.max_rows_sampled
@@ -144,9 +148,12 @@ def build_report(root: str, cfg: Config, bank=None, options: StorageOptions | No
     cos_sets = {s: t.cosmos for s, t in tallies.items()}
     cos_pairs = G.overlaps(cos_sets)
     g_cos = G.gate_leak_cosmos(cos_pairs, cos_sets, f["leak"])
-    g_clf, clf_fig = G.gate_shortcut_classifier(ps.feature_rows, ps.labels, cfg, f["clf"])
-    g_cen, cen_fig = G.gate_central_brightness(ps.central, ps.labels, ps.central_arc_subtracted, cfg, f["central"], cfg.survey.bands)
-    gates = [g_snr, g_rr, g_gal, g_cos, g_clf, g_cen]
+    feats, labels, central, subtracted = classic_subset(ps)  # controls vs injections; each negative role below
+    g_clf, clf_fig = G.gate_shortcut_classifier(feats, labels, cfg, f["clf"])
+    g_cen, cen_fig = G.gate_central_brightness(central, labels, subtracted, cfg, f["central"], cfg.survey.bands)
+    g_roles, role_figs = role_gates(ps, cfg, cfg.survey.bands)
+    gates = [g_snr, g_rr, g_gal, g_cos, g_clf, g_cen, *g_roles]
+    roles_table = role_tally.table(cfg)
 
     # 4. tables and per-split pixel-sample shares
     split_tables = {}
@@ -168,6 +175,8 @@ def build_report(root: str, cfg: Config, bank=None, options: StorageOptions | No
     for s in src.splits:
         if s in man_rows and int(man_rows[s]) != src.rows[s]:
             warnings.append(f"split={s}: {src.rows[s]} rows read, the manifest says {man_rows[s]}")
+    for s, lack in roles_table["configured_roles_missing"].items():
+        warnings.append(f"split={s}: no usable row of role(s) {lack} although tasks.role_fractions gives them a share")
     if not src.manifest:
         warnings.append("no _manifest.json: the dataset is incomplete or not made by generate")
     if manifest.get("config_hash") and manifest["config_hash"] != config_hash(cfg):
@@ -188,6 +197,7 @@ def build_report(root: str, cfg: Config, bank=None, options: StorageOptions | No
         "splits": list(src.splits),
         "rows": dict(src.rows),
         "tables": split_tables,
+        "roles": roles_table,
         "pixel_sample": {"row_group_fraction": fraction, "row_groups": ps.n_row_groups, "rows": ps.n_rows,
                          "annulus_r_min_arcsec": geom.r_outer, "central_radius_arcsec": geom.r_central,
                          "arc_flux_fraction_in_annulus_max": float(np.max(ps.arc_outer_fraction)) if ps.arc_outer_fraction else None,
@@ -211,6 +221,10 @@ def build_report(root: str, cfg: Config, bank=None, options: StorageOptions | No
         figures[f["leak"]] = figs.leakage(gal_pairs, cos_pairs)
         figures[f["clf"]] = figs.shortcut(clf_fig, rc.shortcut_auc_max)
         figures[f["central"]] = figs.central(cen_fig, cfg.survey.bands)
+        for kind, fn, fig in role_figs.values():
+            figures[fn] = figs.shortcut(fig, rc.shortcut_auc_max) if kind == "clf" else figs.central(fig, cfg.survey.bands)
+        figures["roles_brightness.png"] = figs.histograms("arc_flux_r", role_tally.sampled("arc_flux_r"), log_x=True, unit="nanomaggy")
+        figures["roles_arc_snr.png"] = figs.histograms("arc_snr", role_tally.sampled("arc_snr"), log_x=True, unit="")
     data["figures"] = sorted(figures)
     data = _jsonable(data)
     return ReportResult(data, render_markdown(data, list(STAT_COLUMNS)), figures, gates)

@@ -80,13 +80,13 @@ def gate_rerender(items: list, bank, cfg: Config, figure: str) -> tuple[Gate, li
     if not items:
         return Gate(name, SKIPPED, "skipped: no injection with a stored arc_npz in the sample", tol, None, figure), []
     try:
-        from ..inject import render_arc_from_row
+        from ..roles import render_painted_from_row  # injections, unlensed and ring rows alike
     except ImportError as exc:
-        return Gate(name, SKIPPED, f"skipped: darkhaloscope.inject.render_arc_from_row is not available ({exc})", tol, None, figure), []
+        return Gate(name, SKIPPED, f"skipped: darkhaloscope.roles.render_painted_from_row is not available ({exc})", tol, None, figure), []
     per_row = []
     for row, stored in items:
         try:
-            again = np.asarray(render_arc_from_row(row, bank, cfg), dtype=np.float64)
+            again = np.asarray(render_painted_from_row(row, bank, cfg), dtype=np.float64)
         except Exception as exc:  # noqa: BLE001 - any failure to re-render is a gate failure, reported per row
             per_row.append((int(row["task_id"]), float("inf"), f"{type(exc).__name__}: {exc}"))
             continue
@@ -166,21 +166,21 @@ def _bootstrap_auc(y: np.ndarray, p: np.ndarray, n_boot: int, seed: int) -> tupl
     return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
 
 
-def gate_shortcut_classifier(feature_rows: list, labels: list, cfg: Config, figure: str) -> tuple[Gate, dict]:
+def gate_shortcut_classifier(feature_rows: list, labels: list, cfg: Config, figure: str, name: str = "shortcuts.nuisance_classifier",
+                             negative: str = "controls") -> tuple[Gate, dict]:
     """A gradient-boosted classifier on nuisance features only, cross-validated: out-of-fold AUC
     must stay <= ``report.shortcut_auc_max``. Returns the gate and the figure data
-    (roc curve, per-feature AUCs)."""
+    (roc curve, per-feature AUCs). ``negative`` names the label-0 rows in messages (a role)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score, roc_curve
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from threadpoolctl import threadpool_limits
 
     rc = cfg.report
-    name = "shortcuts.nuisance_classifier"
     y = np.asarray(labels, dtype=int)
     n_inj, n_ctl = int(y.sum()), int(len(y) - y.sum())
     if min(n_inj, n_ctl) < rc.min_rows_per_role:
-        return Gate(name, SKIPPED, f"skipped: {n_ctl} controls and {n_inj} injections sampled, need >= {rc.min_rows_per_role} of each", rc.shortcut_auc_max, None, figure), {}
+        return Gate(name, SKIPPED, f"skipped: {n_ctl} {negative} and {n_inj} injections sampled, need >= {rc.min_rows_per_role} of each", rc.shortcut_auc_max, None, figure), {}
     names = sorted({k for r in feature_rows for k in r})
     X = np.array([[r.get(k, np.nan) for k in names] for r in feature_rows], dtype=np.float64)
     X[~np.isfinite(X)] = np.nan
@@ -215,8 +215,8 @@ def gate_shortcut_classifier(feature_rows: list, labels: list, cfg: Config, figu
     fig = {"fpr": fpr, "tpr": tpr, "auc": auc, "ci": (lo, hi), "per_feature": per_feature}
     top_txt = ", ".join(f"{k} ({v:.2f})" for k, v in top[:3])
     if auc > rc.shortcut_auc_max:
-        return Gate(name, FAIL, f"injections are separable from controls by nuisance features alone: AUC {auc:.3f} [95% {lo:.3f}, {hi:.3f}] > {rc.shortcut_auc_max:g}; most separating: {top_txt}", rc.shortcut_auc_max, auc, figure, details), fig
-    return Gate(name, PASS, f"nuisance-feature classifier AUC {auc:.3f} [95% {lo:.3f}, {hi:.3f}] <= {rc.shortcut_auc_max:g} ({n_ctl} controls, {n_inj} injections; top single feature {top[0][0]} {top[0][1]:.2f})", rc.shortcut_auc_max, auc, figure, details), fig
+        return Gate(name, FAIL, f"injections are separable from {negative} by nuisance features alone: AUC {auc:.3f} [95% {lo:.3f}, {hi:.3f}] > {rc.shortcut_auc_max:g}; most separating: {top_txt}", rc.shortcut_auc_max, auc, figure, details), fig
+    return Gate(name, PASS, f"nuisance-feature classifier AUC {auc:.3f} [95% {lo:.3f}, {hi:.3f}] <= {rc.shortcut_auc_max:g} ({n_ctl} {negative}, {n_inj} injections; top single feature {top[0][0]} {top[0][1]:.2f})", rc.shortcut_auc_max, auc, figure, details), fig
 
 
 def _median_ratio_ci(a: np.ndarray, b: np.ndarray, n_boot: int, seed: int) -> tuple[float, float, float]:
@@ -226,7 +226,8 @@ def _median_ratio_ci(a: np.ndarray, b: np.ndarray, n_boot: int, seed: int) -> tu
     return ratio, float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
 
 
-def gate_central_brightness(central: list, labels: list, subtracted: list, cfg: Config, figure: str, bands: str = "grz") -> tuple[Gate, dict]:
+def gate_central_brightness(central: list, labels: list, subtracted: list, cfg: Config, figure: str, bands: str = "grz",
+                            name: str = "shortcuts.central_brightness", negative: str = "controls") -> tuple[Gate, dict]:
     """Host central brightness, arc subtracted, must be indistinguishable between injections and
     controls: two-sample KS p > ``report.central_ks_p_min`` / n_bands in every band (Bonferroni,
     so the family-wise false-alarm rate on an honest dataset is ``central_ks_p_min``); the
@@ -234,13 +235,12 @@ def gate_central_brightness(central: list, labels: list, subtracted: list, cfg: 
     from scipy.stats import ks_2samp
 
     rc = cfg.report
-    name = "shortcuts.central_brightness"
     y = np.asarray(labels, dtype=int)
     use = np.asarray(subtracted, dtype=bool)
     C = np.array(central, dtype=np.float64).reshape(len(central), -1) if central else np.empty((0, len(bands)))
-    inj, ctl = C[(y == 1) & use], C[y == 0]
+    inj, ctl = C[(y == 1) & use], C[(y == 0) & use]
     if min(len(inj), len(ctl)) < rc.min_rows_per_role:
-        return Gate(name, SKIPPED, f"skipped: {len(ctl)} controls and {len(inj)} injections with the arc subtracted, need >= {rc.min_rows_per_role} of each", rc.central_ks_p_min, None, figure), {}
+        return Gate(name, SKIPPED, f"skipped: {len(ctl)} {negative} and {len(inj)} injections with the arc subtracted, need >= {rc.min_rows_per_role} of each", rc.central_ks_p_min, None, figure), {}
     per_band = {}
     threshold = rc.central_ks_p_min / C.shape[1]
     failing = []
@@ -261,5 +261,5 @@ def gate_central_brightness(central: list, labels: list, subtracted: list, cfg: 
     summary = f"r band: median ratio inj/ctl {r['median_ratio']:.3f} [95% {r['median_ratio_ci95'][0]:.3f}, {r['median_ratio_ci95'][1]:.3f}], KS p {r['ks_p']:.3g}"
     if failing:
         worst = per_band[failing[0]]
-        return Gate(name, FAIL, f"host central brightness (arc subtracted) differs between injections and controls in band(s) {''.join(failing)}: KS p {worst['ks_p']:.3g} <= {threshold:.3g}, median ratio {worst['median_ratio']:.3f} [95% {worst['median_ratio_ci95'][0]:.3f}, {worst['median_ratio_ci95'][1]:.3f}]", rc.central_ks_p_min, value, figure, details), fig
+        return Gate(name, FAIL, f"host central brightness (arc subtracted) differs between injections and {negative} in band(s) {''.join(failing)}: KS p {worst['ks_p']:.3g} <= {threshold:.3g}, median ratio {worst['median_ratio']:.3f} [95% {worst['median_ratio_ci95'][0]:.3f}, {worst['median_ratio_ci95'][1]:.3f}]", rc.central_ks_p_min, value, figure, details), fig
     return Gate(name, PASS, f"host central brightness indistinguishable ({summary}; every band p > {threshold:.3g})", rc.central_ks_p_min, value, figure, details), fig

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from ..config import PAINTED_ROLES, ROLES
 from ..dataset.stamp import decode_arc, decode_stamp
 from ..errors import DatasetError
 from .accumulate import hash_unit_array
@@ -55,12 +56,13 @@ class PixelSample:
     """What the pixel pass keeps: per-row features, SNR checks, gallery and re-render stamps."""
 
     feature_rows: list = field(default_factory=list)  # dicts of floats
-    labels: list = field(default_factory=list)  # 1 injection, 0 control
+    labels: list = field(default_factory=list)  # 1 injection, 0 any other role
+    roles: list = field(default_factory=list)  # the row's role (gates compare role pairs)
     splits: list = field(default_factory=list)
     central: list = field(default_factory=list)  # [B] arrays
     central_arc_subtracted: list = field(default_factory=list)  # bool per row
     snr_checks: list = field(default_factory=list)  # (task_id, stored, recomputed) x (snr, sum, region)
-    n_injections_without_arc: int = 0
+    n_injections_without_arc: int = 0  # painted rows (injection, unlensed, ring) without arc_npz
     arc_outer_fraction: list = field(default_factory=list)
     low_snr_causes: dict = field(default_factory=dict)  # split -> {"masked": n, "faint": n}
     n_inj_with_arc: dict = field(default_factory=dict)  # split -> sampled injections with arc_npz
@@ -89,7 +91,7 @@ def run_pixel_pass(batches, geom: StampGeometry, gallery_k: int, rerender_k: int
     """Consume (split, shard, table) row groups; return the :class:`PixelSample`.
     ``snr_band`` is the channel the stored SNRs are measured in."""
     ps = PixelSample()
-    ps.gallery = {"control": BottomK(gallery_k), "injection": BottomK(gallery_k)}
+    ps.gallery = {role: BottomK(gallery_k) for role in ROLES}
     ps.rerender = BottomK(rerender_k)
     for split, shard, table in batches:
         ps.n_row_groups += 1
@@ -110,7 +112,7 @@ def _consume(ps: PixelSample, split: str, shard: str, table: pa.Table, geom: Sta
     meta = {c: table.column(c).to_pylist() for c in (*META_NUISANCE, "arc_snr", "arc_snr_sum", "arc_snr_region")}
     causes = ps.low_snr_causes.setdefault(split, {"masked": 0, "faint": 0})
     for i in range(n):
-        if not oks[i] or roles[i] not in ("control", "injection"):
+        if not oks[i] or roles[i] not in ROLES:
             continue
         blob = stamps[i].as_py()
         if blob is None:
@@ -123,11 +125,12 @@ def _consume(ps: PixelSample, split: str, shard: str, table: pa.Table, geom: Sta
         if image.shape[-1] != geom.size:
             raise DatasetError(f"stamp of task_id={int(task_ids[i])} is {image.shape}, expected side {geom.size}", path=f"split={split}/{shard}", row=int(task_ids[i]))
         is_inj = roles[i] == "injection"
+        painted = roles[i] in PAINTED_ROLES  # something added to the host: its arc_npz is subtracted and checked
         arc = None
-        arc_blob = arcs[i].as_py() if is_inj else None
+        arc_blob = arcs[i].as_py() if painted else None
         if arc_blob is not None:
             arc = decode_arc(arc_blob).astype(np.float32)
-        elif is_inj:
+        elif painted:
             ps.n_injections_without_arc += 1
 
         feats = nuisance_features(image, invvar, maskbits, geom)
@@ -135,9 +138,10 @@ def _consume(ps: PixelSample, split: str, shard: str, table: pa.Table, geom: Sta
         feats.update({c: _meta_float(meta[c][i]) for c in META_NUISANCE})
         ps.feature_rows.append(feats)
         ps.labels.append(1 if is_inj else 0)
+        ps.roles.append(roles[i])
         ps.splits.append(split)
         ps.central.append(central_brightness(image, invvar, maskbits, arc, geom))
-        ps.central_arc_subtracted.append(arc is not None or not is_inj)
+        ps.central_arc_subtracted.append(arc is not None or not painted)
         ps.n_rows += 1
 
         stored_snr = meta["arc_snr"][i]
@@ -145,8 +149,8 @@ def _consume(ps: PixelSample, split: str, shard: str, table: pa.Table, geom: Sta
             rec = recompute_snr(arc[k], invvar[k], maskbits)
             ps.snr_checks.append((int(task_ids[i]), stored_snr, rec[0], meta["arc_snr_sum"][i], rec[1], meta["arc_snr_region"][i], rec[2]))
             ps.arc_outer_fraction.append(arc_flux_fraction_beyond(arc, geom))
-            ps.n_inj_with_arc[split] = ps.n_inj_with_arc.get(split, 0) + 1
-            if stored_snr is None or stored_snr < 1.0:
+            ps.n_inj_with_arc[split] = ps.n_inj_with_arc.get(split, 0) + is_inj
+            if is_inj and (stored_snr is None or stored_snr < 1.0):
                 causes["masked" if unmasked_peak_snr(arc[k], invvar[k]) >= 1.0 else "faint"] += 1
             ps.rerender.offer(float(keys[i]), int(task_ids[i]), lambda i=i, arc=arc: (table.slice(i, 1).to_pylist()[0], arc))
 
