@@ -30,8 +30,8 @@ import numpy as np
 from .._version import code_version
 from ..config import SPLITS, Config, config_hash
 from ..dataset.manifest import shard_relpath
+from ..dataset.rows import encode_row
 from ..dataset.schema import COLUMN_NAMES
-from ..dataset.stamp import encode_arc, encode_stamp
 from ..dataset.storage import StorageOptions, join
 from ..dataset.writer import DatasetError, ShardWriter, WriterSettings, read_footer, sha256_of
 from ..errors import CatalogError, redact
@@ -157,15 +157,10 @@ def failure_row(task: Mapping[str, Any], exc: BaseException) -> dict:
 def finish_row(row: Mapping[str, Any], task: Mapping[str, Any], ctx: JobContext) -> dict:
     """A complete schema row: identity from the task (a row cannot claim another task),
     arrays encoded to NPZ if the row maker left them raw, provenance filled in."""
-    out = {k: row.get(k) for k in COLUMN_NAMES}
+    encoded = encode_row(row, ctx.cfg.render.write_arc)
+    out = {k: encoded.get(k) for k in COLUMN_NAMES}
     for k in IDENTITY:
         out[k] = task[k]
-    if out.get("stamp_npz") is None and row.get("image") is not None:
-        out["stamp_npz"] = encode_stamp(row["image"], row["invvar"], row["maskbits"])
-    if out.get("arc_npz") is None and row.get("arc") is not None:
-        out["arc_npz"] = encode_arc(row["arc"])
-    if not ctx.cfg.render.write_arc:
-        out["arc_npz"] = None
     if out.get("cutout_ok") is None:
         out["cutout_ok"] = False
         out["cutout_reason"] = out.get("cutout_reason") or "row maker returned no cutout_ok"
