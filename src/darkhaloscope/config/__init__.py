@@ -20,7 +20,7 @@ from .core import (
 )
 from .emr import EmrConfig
 from .fields import ROLES, SPLITS, param, section
-from .jobs import GenerateConfig, ReportConfig
+from .jobs import GenerateConfig, ReportConfig, StageConfig
 from .ml import TrainConfig
 from .physics import LensConfig, RenderConfig, SourceConfig
 from .survey import LrgCutsConfig, PathsConfig, SurveyConfig, SyntheticSurveyConfig, TasksConfig
@@ -28,7 +28,7 @@ from .survey import LrgCutsConfig, PathsConfig, SurveyConfig, SyntheticSurveyCon
 __all__ = [
     "EXECUTION_ONLY_FIELDS", "ROLES", "SPLITS", "BankConfig", "Config", "EmrConfig", "GenerateConfig",
     "LensConfig", "LrgCutsConfig", "PathsConfig", "ProceduralBankConfig", "RenderConfig",
-    "ReportConfig", "SourceConfig", "SurveyConfig", "SyntheticSurveyConfig", "TasksConfig",
+    "ReportConfig", "SourceConfig", "StageConfig", "SurveyConfig", "SyntheticSurveyConfig", "TasksConfig",
     "TrainConfig", "config_from_dict", "config_hash", "config_to_dict", "describe", "load_config",
     "param", "replace", "section",
 ]

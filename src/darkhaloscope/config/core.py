@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from .bank import BankConfig
 from .emr import EmrConfig
 from .fields import SPLITS, param, section
-from .jobs import GenerateConfig, ReportConfig
+from .jobs import GenerateConfig, ReportConfig, StageConfig
 from .ml import TrainConfig
 from .physics import LensConfig, RenderConfig, SourceConfig
 from .survey import PathsConfig, SurveyConfig, TasksConfig
@@ -40,6 +40,7 @@ class Config:
     lens: LensConfig = section(LensConfig)
     source: SourceConfig = section(SourceConfig)
     render: RenderConfig = section(RenderConfig)
+    stage: StageConfig = section(StageConfig)
     generate: GenerateConfig = section(GenerateConfig)
     report: ReportConfig = section(ReportConfig)
     train: TrainConfig = section(TrainConfig)
@@ -184,6 +185,7 @@ EXECUTION_ONLY_FIELDS = (
     "generate.n_partitions",
     "generate.s3_endpoint",
     "generate.s3_region",
+    "stage",
     "survey.brick_cache_size",
     "survey.decoded_cache_mb",
     "train.num_workers",
