@@ -5,7 +5,7 @@ Figures (medians over stamps measured in this run, one process, one core; CPU ti
 process, because the machine may be shared):
 
 - ``render_ms_per_stamp``: our arc (trace once + three Moffat bands) per injected stamp;
-- ``row_ms_per_stamp``: the whole ``inject()`` row (draws, render, noise, metrics, NPZ encoding);
+- ``row_ms_per_stamp``: the whole ``inject()`` row (draws, render, noise, metrics) + ``encode_row`` (NPZ encoding);
 - ``seed_reference_ms_per_stamp``: the seeds' approach, a lenstronomy ImageModel built per stamp,
   one ray per pixel, three band convolutions;
 - ``converged_reference_ms_per_stamp``: the same with lenstronomy at supersampling 16;
@@ -27,6 +27,7 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from darkhaloscope.config import Config
+from darkhaloscope.dataset.rows import encode_row
 from darkhaloscope.inject import inject, render_arc
 from darkhaloscope.physics.fastrender import ray_levels, render_unit_fast
 from darkhaloscope.physics.params import LensParams, f32
@@ -122,7 +123,7 @@ def run(cfg: Config, out_dir: Path) -> dict:
             "split": "train", "role": "injection", "flux_g": 3.0, "flux_r": 6.0, "flux_z": 10.0,
             "psfsize_g": 1.5, "psfsize_r": 1.3, "psfsize_z": 1.2, "psfdepth_g": 2e3, "psfdepth_r": 1e3, "psfdepth_z": 2e2,
         }
-        row_ms.append(_timed(inject, task, cut, bank, cfg)[0])
+        row_ms.append(_timed(lambda t: encode_row(inject(t, cut, bank, cfg), cfg.render.write_arc), task)[0])
 
     # -- supersampling convergence table (our sampling == lenstronomy's; reference ss=16) ---------
     table = {}

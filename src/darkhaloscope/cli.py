@@ -19,8 +19,9 @@ from .errors import DarkHaloScopeError
 COMMANDS: dict[str, tuple[str, str]] = {
     "build-survey": ("darkhaloscope.survey.commands_build_survey", "write a small synthetic sky in the DR10 file layout"),
     "build-tasks": ("darkhaloscope.survey.commands_build_tasks", "select LRGs from sweep/tractor catalogs and write the task table"),
+    "stage": ("darkhaloscope.spark.stage", "run the Spark job: positions + bricks -> host table (real cutouts, read once)"),
     "build-bank": ("darkhaloscope.sources.commands", "build the source bank (COSMOS or the procedural default)"),
-    "generate": ("darkhaloscope.spark.commands", "run the Spark job: tasks + bricks + bank -> stamp dataset"),
+    "generate": ("darkhaloscope.spark.commands", "run the Spark job: host table (or tasks + bricks) + bank -> stamp dataset"),
     "report": ("darkhaloscope.report.commands", "dataset quality tables, figures and gates"),
     "train": ("darkhaloscope.ml.commands_train", "train the ConvNeXt-Tiny lens finder"),
     "evaluate": ("darkhaloscope.ml.commands_evaluate", "evaluate a run on a split and on real-lens anchors"),

@@ -11,6 +11,7 @@ so a row is a function of (task, cutout, bank, config) only. The path of one inj
     physics.psf.convolve_bands                   per-band Moffat, times each band's flux
     physics.fastrow.noise_pixels / add_arc       the arc's own shot noise, added where there is data
     physics.fastrow                              SNRs on good pixels, lensed HLR, magnification
+    (no encoding: the row carries raw arrays; dataset.rows.encode_row makes stamp_npz / arc_npz)
                                                  (compiled equivalents of physics.noise / physics.metrics)
 
 Controls (and the real-stamp roles impostor, known_lens) pass through with the same cutout
@@ -30,7 +31,6 @@ import numpy as np
 from ._version import code_version
 from .config import PAINTED_ROLES, ROLES, Config, config_hash
 from .dataset.schema import COLUMN_NAMES
-from .dataset.stamp import encode_arc, encode_stamp
 from .errors import BankError, PhysicsError
 from .ids import task_rng
 from .physics import fastrow
@@ -254,7 +254,8 @@ def _sky(cfg: Config) -> np.ndarray:
 
 # -- public ----------------------------------------------------------------------------------
 def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Config) -> dict:
-    """One full stamp row (keys exactly ``dataset.schema.COLUMN_NAMES``) for one task.
+    """One stamp row for one task: the values of ``dataset.schema.COLUMN_NAMES`` plus the raw
+    arrays of ``dataset.rows.ARRAY_KEYS`` (``dataset.rows.encode_row`` makes ``stamp_npz``/``arc_npz``).
 
     task: a task-table row (task_id, galaxy_id, brickname, ra, dec, bx, by, split, role,
     flux_g/r/z (nanomaggies), psfsize_g/r/z (arcsec FWHM), psfdepth_g/r/z, ...).
@@ -271,7 +272,7 @@ def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Confi
             row["snr_reason"] = f"no stamp: {problem}"
         return row
     if role not in PAINTED_ROLES:  # control, impostor, known_lens: the host as it is
-        row["stamp_npz"] = encode_stamp(cutout.image, cutout.invvar, cutout.maskbits, grids=cutout.grids)
+        row.update(image=cutout.image, invvar=cutout.invvar, maskbits=cutout.maskbits, grids=cutout.grids)  # dataset.rows encodes
         return row
     if role != "injection":  # unlensed, ring: roles.py (imported here: it builds on this module)
         from .roles import paint_negative
@@ -287,9 +288,7 @@ def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Confi
 
     invvar = cutout.invvar
     image, flux = _add_arc(arc, cutout, row["task_id"], cfg)
-    row["stamp_npz"] = encode_stamp(image, invvar, cutout.maskbits, grids=cutout.grids, host_image=cutout.image)
-    if cfg.render.write_arc:
-        row["arc_npz"] = encode_arc(arc)
+    row.update(image=image, invvar=invvar, maskbits=cutout.maskbits, grids=cutout.grids, host_image=cutout.image, arc=arc)  # dataset.rows encodes
 
     meta = bank.meta
     row.update(

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from .config import LOOKALIKE_KINDS, Config
-from .dataset.stamp import encode_arc, encode_stamp
 from .errors import PhysicsError
 from .ids import task_rng
 from .inject import ROW_BANDS, _add_arc, _bank_index, _num, _snr_band, inject, render_arc_from_row
@@ -135,7 +134,8 @@ def render_painted_from_row(row: Mapping[str, Any], bank: SourceBank | None, cfg
 
 
 def paint_negative(row: dict, task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Config) -> dict:
-    """Fill ``row`` (a base row whose cutout is usable) for an ``unlensed`` or ``ring`` task."""
+    """Fill ``row`` (a base row whose cutout is usable) for an ``unlensed`` or ``ring`` task: its
+    values and the raw arrays of ``dataset.rows.ARRAY_KEYS`` (the dataset layer encodes)."""
     role, task_id = row["role"], row["task_id"]
     bands = cfg.survey.bands
     if any(b not in ROW_BANDS for b in bands):
@@ -165,9 +165,7 @@ def paint_negative(row: dict, task: Mapping[str, Any], cutout: Cutout, bank: Sou
         row[f"src_mag_{b}"] = mags[b]
     arc = render_painted_from_row(row, bank, cfg)
     image, flux = _add_arc(arc, cutout, task_id, cfg)
-    row["stamp_npz"] = encode_stamp(image, cutout.invvar, cutout.maskbits, grids=cutout.grids, host_image=cutout.image)
-    if cfg.render.write_arc:
-        row["arc_npz"] = encode_arc(arc)
+    row.update(image=image, invvar=cutout.invvar, maskbits=cutout.maskbits, grids=cutout.grids, host_image=cutout.image, arc=arc)  # dataset.rows encodes
     for b in bands:
         row[f"arc_flux_{b}"] = _num(flux[bands.index(b)])
     k = _snr_band(bands)

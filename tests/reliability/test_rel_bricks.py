@@ -11,12 +11,18 @@ import numpy as np
 import pytest
 from conftest import assert_no_nan_numbers, assert_row_numbers_finite, coadd_file, copy_survey
 
+from darkhaloscope.dataset.rows import encode_row
 from darkhaloscope.dataset.schema import rows_to_table
-from darkhaloscope.inject import inject
+from darkhaloscope.inject import inject as inject_arrays
 from darkhaloscope.sources.bank import SourceBank
 from darkhaloscope.survey.brick_reader import BrickReader
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore:File may have been truncated")
+
+
+def inject(task, cutout, bank, cfg):
+    """inject() + the dataset layer's encoding: the row a dataset holds."""
+    return encode_row(inject_arrays(task, cutout, bank, cfg), cfg.render.write_arc)
 
 
 def make_rows(root, world, bank) -> dict:

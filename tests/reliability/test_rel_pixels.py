@@ -12,13 +12,19 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import assert_no_nan_numbers, assert_row_numbers_finite
 
+from darkhaloscope.dataset.rows import encode_row
 from darkhaloscope.dataset.schema import rows_to_table
 from darkhaloscope.dataset.stamp import decode_stamp
-from darkhaloscope.inject import inject
+from darkhaloscope.inject import inject as inject_arrays
 from darkhaloscope.sources.bank import SourceBank
 from darkhaloscope.survey.brick_reader import BrickReader
 
 SNR_COLUMNS = ("arc_snr", "arc_snr_sum", "arc_snr_region")
+
+
+def inject(task, cutout, bank, cfg):
+    """inject() + the dataset layer's encoding: the row a dataset holds."""
+    return encode_row(inject_arrays(task, cutout, bank, cfg), cfg.render.write_arc)
 
 
 @pytest.fixture(scope="module")

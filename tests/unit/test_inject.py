@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from darkhaloscope.config import Config, replace
+from darkhaloscope.dataset.rows import encode_row
 from darkhaloscope.dataset.schema import COLUMN_NAMES, rows_to_table
 from darkhaloscope.dataset.stamp import decode_arc, decode_stamp
-from darkhaloscope.inject import inject, render_arc_from_row
+from darkhaloscope.inject import inject as inject_arrays
+from darkhaloscope.inject import render_arc_from_row
 from darkhaloscope.physics import metrics
 from darkhaloscope.physics.reference import galsim_templates
 from darkhaloscope.sources.bank import SourceBank
@@ -19,6 +21,11 @@ from darkhaloscope.survey.cutout import Cutout
 
 S = 64
 SPLITS = ("train", "val", "test")
+
+
+def inject(task, cutout, bank, cfg):
+    """inject() + the dataset layer's encoding: the row a dataset holds."""
+    return encode_row(inject_arrays(task, cutout, bank, cfg), cfg.render.write_arc)
 
 
 @pytest.fixture(scope="module")
@@ -239,3 +246,15 @@ def test_compiled_row_passes_equal_the_numpy_definitions(cfg, bank):
     assert row["arc_snr"] == pytest.approx(snr, rel=1e-12) and row["arc_snr_sum"] == pytest.approx(snr_sum, rel=1e-12)
     assert row["arc_snr_region"] == pytest.approx(region, rel=1e-12) and region > 0
     assert row["lensed_hlr_arcsec"] == pytest.approx(metrics.half_light_radius(arc[1], 0.262), rel=1e-9)
+
+
+def test_inject_returns_arrays_and_never_encodes(bank, cfg):
+    """DESIGN 2: inject returns arrays and values; the dataset layer (dataset.rows) encodes."""
+    cut = make_cutout()
+    raw = inject_arrays(make_task(), cut, bank, cfg)
+    assert raw["stamp_npz"] is None and raw["arc_npz"] is None
+    assert raw["image"].dtype == np.float32 and raw["host_image"] is cut.image and raw["grids"] is cut.grids
+    row = encode_row(raw, True)
+    assert decode_stamp(row["stamp_npz"])["image"].tobytes() == raw["image"].tobytes()
+    assert np.array_equal(decode_arc(row["arc_npz"]), raw["arc"]) and "image" not in row
+    assert encode_row(raw, False)["arc_npz"] is None

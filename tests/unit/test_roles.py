@@ -7,7 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_inject import bank as bank  # noqa: F401 (module fixture: 12 GalSim templates)
-from test_inject import bright_cfg, make_cutout, make_task
+from test_inject import (  # inject: + the dataset layer's encoding
+    bright_cfg,
+    inject,
+    make_cutout,
+    make_task,
+)
 
 from darkhaloscope.config import HASHED_ROLES, ROLE_LABELS, ROLES, Config, config_from_dict
 from darkhaloscope.dataset.schema import COLUMN_NAMES, rows_to_table
@@ -21,7 +26,6 @@ from darkhaloscope.ids import (
     make_galaxy_id,
     make_task_ids,
 )
-from darkhaloscope.inject import inject
 from darkhaloscope.physics.lookalikes import Lookalike, lookalike_unit
 from darkhaloscope.roles import render_painted_from_row
 

@@ -20,7 +20,7 @@ from .core import (
 )
 from .emr import EmrConfig
 from .fields import HASHED_ROLES, PAINTED_ROLES, ROLE_LABELS, ROLES, SPLITS, param, section
-from .jobs import GenerateConfig, ReportConfig
+from .jobs import GenerateConfig, ReportConfig, StageConfig
 from .ml import TrainConfig
 from .negatives import LOOKALIKE_KINDS, NegativesConfig
 from .physics import LensConfig, RenderConfig, SourceConfig
@@ -29,7 +29,7 @@ from .survey import LrgCutsConfig, PathsConfig, SurveyConfig, SyntheticSurveyCon
 __all__ = [
     "EXECUTION_ONLY_FIELDS", "HASHED_ROLES", "LOOKALIKE_KINDS", "PAINTED_ROLES", "ROLE_LABELS", "ROLES", "NegativesConfig", "SPLITS", "BankConfig", "Config", "EmrConfig", "GenerateConfig",
     "LensConfig", "LrgCutsConfig", "PathsConfig", "ProceduralBankConfig", "RenderConfig",
-    "ReportConfig", "SourceConfig", "SurveyConfig", "SyntheticSurveyConfig", "TasksConfig",
+    "ReportConfig", "SourceConfig", "StageConfig", "SurveyConfig", "SyntheticSurveyConfig", "TasksConfig",
     "TrainConfig", "config_from_dict", "config_hash", "config_to_dict", "describe", "load_config",
     "param", "replace", "section",
 ]

@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from .bank import BankConfig
 from .emr import EmrConfig
 from .fields import HASHED_ROLES, ROLES, SPLITS, param, section
-from .jobs import GenerateConfig, ReportConfig
+from .jobs import GenerateConfig, ReportConfig, StageConfig
 from .ml import TrainConfig
 from .negatives import LOOKALIKE_KINDS, NegativesConfig
 from .physics import LensConfig, RenderConfig, SourceConfig
@@ -42,6 +42,7 @@ class Config:
     source: SourceConfig = section(SourceConfig)
     render: RenderConfig = section(RenderConfig)
     negatives: NegativesConfig = section(NegativesConfig)
+    stage: StageConfig = section(StageConfig)
     generate: GenerateConfig = section(GenerateConfig)
     report: ReportConfig = section(ReportConfig)
     train: TrainConfig = section(TrainConfig)
@@ -242,6 +243,7 @@ EXECUTION_ONLY_FIELDS = (
     "generate.n_partitions",
     "generate.s3_endpoint",
     "generate.s3_region",
+    "stage",
     "survey.brick_cache_size",
     "survey.decoded_cache_mb",
     "train.num_workers",

@@ -22,6 +22,18 @@ class GenerateConfig:
 
 
 @dataclass(frozen=True)
+class StageConfig:
+    """The stage job: positions + survey -> host table (real cutouts read once; docs/DATASET.md).
+    It shares ``generate``'s partitions, Parquet settings and S3 endpoint."""
+
+    name: str = param("hosts", "Folder name of the host table under the stage output root.", "")
+    http_max_connections: int = param(4, "Concurrent HTTP(S) connections to a brick mirror per worker process (a keep-alive pool; further requests wait).", "count", ge=1, le=64)
+    http_retries: int = param(5, "Retries of an HTTP request answered 429/5xx or cut off (reset, timeout, short read) before the file counts as unreadable.", "count", ge=0, le=20)
+    http_backoff_s: float = param(0.5, "First retry delay; doubles each retry (a Retry-After header, capped at 60 s, wins when longer).", "s", ge=0.0, le=60.0)
+    http_timeout_s: float = param(30.0, "Socket timeout of one HTTP request.", "s", gt=0.0, le=600.0)
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     """Dataset report gates and their thresholds (DESIGN 5)."""
 

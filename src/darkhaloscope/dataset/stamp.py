@@ -192,6 +192,43 @@ def encode_stamp(image: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray, *,
     return encode_npz(**members)
 
 
+def grids_from_vector(vector: np.ndarray) -> list[QuantGrid | None]:
+    """The per-band :class:`QuantGrid` (None: band stored raw) of a plane's stored ``grid``
+    vector: the inverse of the vector :func:`encode_plane` builds (the kernel's predictor and
+    smallest integer are dropped; :func:`encode_plane` recomputes them), so re-encoding the
+    decoded plane with these grids gives the same members."""
+    vec = np.asarray(vector, np.float64)
+    grids: list[QuantGrid | None] = []
+    pos = 0
+    while pos < len(vec):
+        n = int(vec[pos])
+        if n == 0:
+            grids.append(None)
+            pos += 1
+            continue
+        g = vec[pos + 2 : pos + 2 + n]
+        nty, ntx = int(g[10]), int(g[11])
+        if n != 13 + 2 * nty * ntx:
+            raise ValueError(f"quantisation grid of {n} numbers does not hold {nty} x {ntx} tiles")
+        head = [int(v) for v in g[:12]]
+        tiles = g[13:].reshape(2, nty, ntx)
+        grids.append(QuantGrid(head[0], head[1], (head[2], head[3]), (head[4], head[5]), (head[6], head[7]), (head[8], head[9]),
+                               np.ascontiguousarray(tiles[0]), np.ascontiguousarray(tiles[1])))
+        pos += 2 + n
+    return grids
+
+
+def decode_stamp_grids(blob: bytes) -> dict[str, list[QuantGrid | None]] | None:
+    """``{"image": [...], "invvar": [...]}``: the quantisation grids a format-2 ``stamp_npz``
+    was encoded with (what ``Cutout.grids`` held), None for format 1. With the decoded arrays
+    they let the dataset layer re-encode a host stamp byte for byte (``dataset.hosts``)."""
+    views = _member_views(blob, lambda name: name == "format" or name.endswith("_grid"))
+    members = views if views is not None else _load_members(blob)
+    if "format" not in members:
+        return None
+    return {k: grids_from_vector(members[f"{k}_grid"]) for k in PLANES}
+
+
 def _stamp_arrays(members: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[str, np.ndarray]:
     """The arrays ``names`` of a decoded stamp from its NPZ members (format 1 or 2)."""
     if "format" not in members:  # format 1: the arrays themselves

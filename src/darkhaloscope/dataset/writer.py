@@ -93,6 +93,7 @@ class ShardWriter:
         self.settings = settings or WriterSettings()
         self.options = options
         self.fs, self.path = filesystem_for(self.url, options)
+        self._stamp_rows = schema.equals(STAMP_SCHEMA)
         meta = dict(schema.metadata or {})
         meta.update({str(k).encode(): str(v).encode() for k, v in (metadata or {}).items()})
         self.schema = schema.with_metadata(meta)
@@ -129,7 +130,11 @@ class ShardWriter:
     def _flush(self) -> None:
         if not self._pending:
             return
-        table = rows_to_table(self._pending).replace_schema_metadata(self.schema.metadata)
+        if self._stamp_rows:
+            table = rows_to_table(self._pending)
+        else:  # another schema (host tables): its own columns, missing keys null
+            table = pa.table({n: [r.get(n) for r in self._pending] for n in self.schema.names}, schema=self.schema)
+        table = table.replace_schema_metadata(self.schema.metadata)
         self._writer.write_table(table, row_group_size=self.settings.row_group_rows)
         self.rows += table.num_rows
         self._pending = []

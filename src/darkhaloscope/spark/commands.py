@@ -2,6 +2,10 @@
 
     darkhaloscope generate --config configs/demo.yaml --tasks out/tasks --bricks out/survey \\
         --bank out/bank.h5 --out out/dataset [--resume] [--master local[2]] [--s3-endpoint URL]
+    darkhaloscope generate --config configs/demo.yaml --hosts out/hosts/hosts --bank out/bank.h5 --out out/dataset
+
+``--hosts`` takes the tasks and their stamps from a host table (``darkhaloscope stage``) and
+never reads the survey: the rows are byte for byte those of ``--tasks/--bricks``.
 
 Each input and the output may be a local path or an ``s3://`` URL; missing ones default to the
 config's ``paths`` section. ``spark-submit jobs/generate.py`` takes the same arguments.
@@ -25,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="configs/demo.yaml", help="YAML config (default: %(default)s)")
     parser.add_argument("--tasks", help="task table folder or file (default: config paths.tasks)")
     parser.add_argument("--bricks", help="survey root holding coadd/ (default: config paths.survey_root)")
+    parser.add_argument("--hosts", default=None, help="host table made by `darkhaloscope stage` (<out>/<stage.name>): tasks and stamps from it, no survey read")
     parser.add_argument("--bank", help="source bank HDF5 (default: config paths.bank)")
     parser.add_argument("--out", help="dataset root; the dataset goes to <out>/<generate.dataset_name> (default: config paths.dataset)")
     parser.add_argument("--resume", action="store_true", help="keep shards whose footer row count and config hash already match")
@@ -46,6 +51,7 @@ def resolve(args: argparse.Namespace) -> tuple[Config, dict, StorageOptions]:
         "bricks": args.bricks or cfg.paths.survey_root,
         "bank": args.bank or cfg.paths.bank,
         "out": args.out or cfg.paths.dataset,
+        "hosts": getattr(args, "hosts", None) or "",
     }
     options = StorageOptions(endpoint=args.s3_endpoint if args.s3_endpoint is not None else cfg.generate.s3_endpoint,
                              region=cfg.generate.s3_region)
@@ -55,7 +61,7 @@ def resolve(args: argparse.Namespace) -> tuple[Config, dict, StorageOptions]:
 INPUT_FIELDS = {"tasks": ("paths.tasks", "task table"), "bricks": ("paths.survey_root", "survey root"), "bank": ("paths.bank", "source bank")}
 
 
-def check_inputs(paths: dict, options: StorageOptions) -> None:
+def check_inputs(paths: dict, options: StorageOptions, fields: dict | None = None) -> None:
     """Every input is given and exists, else a ConfigError naming ``--<input>`` and its config
     field, before any Spark work (https survey mirrors are not probed)."""
     from pyarrow import fs as pafs
@@ -63,7 +69,9 @@ def check_inputs(paths: dict, options: StorageOptions) -> None:
     from ..dataset.storage import filesystem_for
     from ..errors import ConfigError, StorageError
 
-    for key, (field, label) in INPUT_FIELDS.items():
+    if fields is None:
+        fields = {"hosts": ("--hosts", "host table"), "bank": INPUT_FIELDS["bank"]} if paths.get("hosts") else INPUT_FIELDS
+    for key, (field, label) in fields.items():
         url = paths[key]
         if not url:
             raise ConfigError(f"no {label} given: pass --{key} or set config field '{field}'", field=field)
@@ -89,18 +97,21 @@ def run_from_args(args: argparse.Namespace, spark=None) -> dict:
     """Run the job the arguments describe (building a Spark session unless one is given)."""
     cfg, paths, options = resolve(args)
     check_inputs(paths, options)
+    hosts = paths["hosts"]
     if args.runner == "multiprocessing":
         from .job import run_multiprocessing
 
-        return run_multiprocessing(cfg, paths["tasks"], paths["bricks"], paths["bank"], paths["out"], args.resume, options, args.processes)
-    from .job import run
+        return run_multiprocessing(cfg, paths["tasks"], paths["bricks"], paths["bank"], paths["out"], args.resume, options, args.processes, hosts=hosts)
+    from .job import check_host_table, run
     from .session import get_spark
     from .tasks_input import check_task_files, list_task_files
 
     # bad inputs fail here, naming the file or column, before a Spark session starts
-    check_task_files(list_task_files(paths["tasks"], options), options)
+    check_task_files(list_task_files(hosts or paths["tasks"], options), options)
+    if hosts:
+        check_host_table(hosts, cfg, options)
     spark = spark or get_spark("darkhaloscope-generate", default_master(args.master))
-    return run(spark, cfg, paths["tasks"], paths["bricks"], paths["bank"], paths["out"], args.resume, options)
+    return run(spark, cfg, paths["tasks"], paths["bricks"], paths["bank"], paths["out"], args.resume, options, hosts=hosts)
 
 
 def report(summary: dict, paths: dict, options: StorageOptions) -> str:
@@ -110,8 +121,8 @@ def report(summary: dict, paths: dict, options: StorageOptions) -> str:
     lines = [
         "",
         "darkhaloscope generate: done",
-        f"  survey (bricks) : {redact(paths['bricks'])}",
-        f"  task table      : {redact(paths['tasks'])}",
+        *([f"  host table      : {redact(paths['hosts'])}  (no survey read)"] if paths.get("hosts") else
+          [f"  survey (bricks) : {redact(paths['bricks'])}", f"  task table      : {redact(paths['tasks'])}"]),
         f"  source bank     : {redact(paths['bank'])}",
         f"  dataset         : {redact(summary['dataset'])}  (split=<train|val|test>/part-NNNNN.parquet)",
         f"  manifest        : {redact(summary['manifest'])}  and {redact(join(summary['dataset'], '_SUCCESS'))}",

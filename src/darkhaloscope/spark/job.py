@@ -27,10 +27,12 @@ from typing import Any
 
 from ..config import SPLITS, Config
 from ..dataset import manifest as mf
+from ..dataset.host_schema import host_schema
+from ..dataset.hosts import host_hash
 from ..dataset.storage import StorageOptions, is_s3, join
 from ..errors import DarkHaloScopeError, DatasetError, redact
 from .partition import JobContext, TaskFn, process_partition
-from .tasks_input import check_task_files, keyed_tasks, list_task_files
+from .tasks_input import check_task_files, keyed_tasks, list_task_files, task_file_schema
 
 log = logging.getLogger("darkhaloscope.generate")
 
@@ -40,35 +42,60 @@ def storage_options(cfg: Config, options: StorageOptions | None = None) -> Stora
     return options or StorageOptions(endpoint=cfg.generate.s3_endpoint, region=cfg.generate.s3_region)
 
 
-def _prepare(cfg: Config, tasks: str, bricks: str, bank: str, out: str, resume: bool, options: StorageOptions | None, task_fn: TaskFn | None):
+def _prepare(cfg: Config, tasks: str, bricks: str, bank: str, out: str, resume: bool, options: StorageOptions | None, task_fn: TaskFn | None,
+             kind: str = "generate", hosts: str = ""):
     options = storage_options(cfg, options)
-    dataset_url = join(out, cfg.generate.dataset_name)
-    files = list_task_files(tasks, options)
+    dataset_url = join(out, cfg.stage.name if kind == "stage" else cfg.generate.dataset_name)
+    files = list_task_files(hosts or tasks, options)
     n_tasks = check_task_files(files, options)
+    schema = None
+    if kind == "stage":
+        schema = host_schema([task_file_schema(url, options) for url in files])
+    if hosts:
+        check_host_table(hosts, cfg, options)
     mf.clear_success(dataset_url, options)
-    ctx = JobContext.create(cfg, dataset_url, str(bricks), str(bank), options, resume, task_fn)
-    inputs = {"tasks": str(tasks), "bricks": str(bricks), "bank": str(bank)}
+    ctx = JobContext.create(cfg, dataset_url, str(bricks), str(bank), options, resume, task_fn, kind=kind, hosts=str(hosts or ""), schema=schema)
+    inputs = {"hosts": str(hosts)} if hosts else {"tasks": str(tasks), "bricks": str(bricks)}
+    if kind == "generate":
+        inputs["bank"] = str(bank)
     return ctx, files, n_tasks, inputs
 
 
+def check_host_table(hosts: str, cfg: Config, options: StorageOptions) -> None:
+    """A host table is complete (``_SUCCESS``) and was cut with this config's stamp geometry
+    (its manifest's ``host_hash``), else a DatasetError / ConfigError saying which."""
+    from ..errors import ConfigError
+
+    if not mf.is_complete(hosts, options):
+        raise DatasetError(f"host table {redact(hosts)} has no _SUCCESS: stage it (darkhaloscope stage) or finish it with --resume", path=redact(hosts))
+    got = mf.read_manifest(hosts, options).get("host_hash")
+    if got != host_hash(cfg):
+        raise ConfigError(f"host table {redact(hosts)} was staged with host_hash {got}, this config's is {host_hash(cfg)}: "
+                          "survey.bands, survey.stamp_size and survey.pixel_scale must be the stage's", field="survey.stamp_size", path=redact(hosts))
+
+
 def run(spark, cfg: Config, tasks: str, bricks: str, bank: str, out: str, resume: bool = False,
-        options: StorageOptions | None = None, *, task_fn: TaskFn | None = None) -> dict:
-    """Run the generate job on ``spark``; returns the run summary (see :func:`finalize`).
+        options: StorageOptions | None = None, *, task_fn: TaskFn | None = None, kind: str = "generate", hosts: str = "") -> dict:
+    """Run the generate (or stage) job on ``spark``; returns the run summary (see :func:`finalize`).
 
     ``tasks``/``bricks``/``bank``/``out`` are local paths or ``s3://`` URLs; the dataset goes to
     ``<out>/<generate.dataset_name>``. ``resume`` keeps shards whose footer row count and config
-    hash match. ``task_fn`` replaces the row maker (tests, fault injection).
+    hash match. ``task_fn`` replaces the row maker (tests, fault injection). ``hosts``: a host
+    table to take the tasks and their stamps from (``tasks``/``bricks`` unused). ``kind="stage"``:
+    write the host table ``<out>/<stage.name>`` instead (see :mod:`.stage`).
     """
     t0 = time.perf_counter()
-    ctx, files, n_tasks, inputs = _prepare(cfg, tasks, bricks, bank, out, resume, options, task_fn)
+    ctx, files, n_tasks, inputs = _prepare(cfg, tasks, bricks, bank, out, resume, options, task_fn, kind, hosts)
     n = cfg.generate.n_partitions
     opts = ctx.options
+    check_roles = kind == "generate"
     sc = spark.sparkContext
-    keyed = sc.parallelize(files, max(1, len(files))).flatMap(lambda url: keyed_tasks(url, n, opts))
+    keyed = sc.parallelize(files, max(1, len(files))).flatMap(lambda url: keyed_tasks(url, n, opts, check_roles))
     shards = keyed.partitionBy(n, lambda k: k).mapPartitionsWithIndex(
         lambda i, it: process_partition(i, (t for _, t in it), ctx)
     )
-    description = f"darkhaloscope generate: cut+inject+write {n_tasks} tasks in {n} partitions -> {redact(ctx.dataset_url)}"
+    work = "cut + write" if kind == "stage" else "inject + write (stamps from the host table)" if hosts else "cut + inject + write"
+    description = f"darkhaloscope {kind}: {work} {n_tasks} tasks in {n} partitions -> {redact(ctx.dataset_url)}"
     summaries = _collect_with_progress(sc, shards, n, description)
     return finalize(ctx, summaries, n_tasks, inputs, time.perf_counter() - t0, runner="spark")
 
@@ -92,7 +119,7 @@ def _collect_with_progress(sc, rdd, n_partitions: int, description: str) -> list
     thread = threading.Thread(target=target, name="dhs-generate", daemon=True)
     thread.start()
     tracker = sc.statusTracker()
-    with tqdm(total=n_partitions, desc="generate partitions", unit="part", disable=None) as bar:
+    with tqdm(total=n_partitions, desc="partitions", unit="part", disable=None) as bar:
         while thread.is_alive():
             thread.join(0.5)
             done = 0
@@ -126,22 +153,22 @@ def _spark_error(exc: BaseException) -> BaseException:
 
 def run_multiprocessing(cfg: Config, tasks: str, bricks: str, bank: str, out: str, resume: bool = False,
                         options: StorageOptions | None = None, processes: int | None = None, *,
-                        task_fn: TaskFn | None = None) -> dict:
+                        task_fn: TaskFn | None = None, kind: str = "generate", hosts: str = "") -> dict:
     """The same job without Spark: the parent groups tasks by partition, a process pool runs
     :func:`~.partition.process_partition` on each, the parent finalises."""
     from tqdm import tqdm
 
     t0 = time.perf_counter()
-    ctx, files, n_tasks, inputs = _prepare(cfg, tasks, bricks, bank, out, resume, options, task_fn)
+    ctx, files, n_tasks, inputs = _prepare(cfg, tasks, bricks, bank, out, resume, options, task_fn, kind, hosts)
     n = cfg.generate.n_partitions
     groups: dict[int, list] = defaultdict(list)
     for url in files:
-        for key, task in keyed_tasks(url, n, ctx.options):
+        for key, task in keyed_tasks(url, n, ctx.options, kind == "generate"):
             groups[key].append(task)
     summaries: list[dict] = []
     with mp.get_context("fork").Pool(processes or mp.cpu_count()) as pool:
         jobs = [(i, groups[i], ctx) for i in sorted(groups)]
-        for part in tqdm(pool.imap_unordered(_process_star, jobs), total=len(jobs), desc="generate partitions", unit="part", disable=None):
+        for part in tqdm(pool.imap_unordered(_process_star, jobs), total=len(jobs), desc=f"{kind} partitions", unit="part", disable=None):
             summaries.extend(part)
     return finalize(ctx, summaries, n_tasks, inputs, time.perf_counter() - t0, runner="multiprocessing")
 
@@ -182,7 +209,8 @@ def finalize(ctx: JobContext, summaries: list[Mapping], n_tasks: int, inputs: Ma
         mf.delete(join(root, rel), options)
     _remove_orphan_temp_files(root)
     written = [s for s in summaries if not s.get("skipped")]
-    manifest = mf.build_manifest(cfg, summaries, inputs)
+    extra = {"kind": "hosts", "dataset_name": cfg.stage.name, "host_hash": ctx.config_hash} if ctx.kind == "stage" else {}
+    manifest = mf.build_manifest(cfg, summaries, inputs, extra)
     manifest_url = mf.write_manifest(root, manifest, options)
     mf.write_success(root, options)
     for s in sorted(summaries, key=lambda s: (s["split"], s["partition"])):
@@ -191,6 +219,7 @@ def finalize(ctx: JobContext, summaries: list[Mapping], n_tasks: int, inputs: Ma
                  f"{s['rows'] / s['seconds']:.1f} rows/s" if s.get("seconds") else "")
     total_bytes = sum(int(s["bytes"]) for s in summaries)
     made_rows = sum(int(s["rows"]) for s in written)
+    survey_bytes = sum(int(s.get("survey_bytes", 0)) for s in written)
     return {
         "dataset": root,
         "manifest": manifest_url,
@@ -206,6 +235,9 @@ def finalize(ctx: JobContext, summaries: list[Mapping], n_tasks: int, inputs: Ma
         "bytes": total_bytes,
         "bytes_per_row": total_bytes / rows if rows else 0.0,
         "rows_made": made_rows,
+        # brick bytes read (local, S3 or HTTP bodies) by the partitions this run made
+        "survey_bytes": survey_bytes,
+        "survey_bytes_per_stamp": survey_bytes / made_rows if made_rows else 0.0,
         "seconds": seconds,
         "config_hash": ctx.config_hash,
     }

@@ -26,15 +26,19 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from .._version import code_version
 from ..config import SPLITS, Config, config_hash
+from ..dataset.hosts import cutout_from_host_row, host_hash
 from ..dataset.manifest import shard_relpath
-from ..dataset.schema import COLUMN_NAMES
-from ..dataset.stamp import encode_arc, encode_stamp
+from ..dataset.rows import encode_row
+from ..dataset.schema import COLUMN_NAMES, STAMP_SCHEMA
 from ..dataset.storage import StorageOptions, join
 from ..dataset.writer import DatasetError, ShardWriter, WriterSettings, read_footer, sha256_of
 from ..errors import CatalogError, redact
+from ..survey import remote
+from .host_rows import finish_host_row, make_host_row
 
 log = logging.getLogger("darkhaloscope.generate")
 
@@ -68,10 +72,28 @@ class JobContext:
     task_fn: TaskFn | None = None
     config_hash: str = ""
     code_version: str = ""
+    kind: str = "generate"  # "generate" (rows) or "stage" (host rows, schema below)
+    hosts: str = ""  # generate: the host table the tasks come from (no survey read), else ""
+    schema: pa.Schema | None = None  # stage: the host table's schema (task columns passed through)
 
     @classmethod
-    def create(cls, cfg: Config, dataset_url: str, bricks: str, bank: str, options: StorageOptions, resume: bool = False, task_fn: TaskFn | None = None) -> JobContext:
-        return cls(cfg, dataset_url, bricks, bank, options, resume, task_fn, config_hash(cfg), code_version())
+    def create(cls, cfg: Config, dataset_url: str, bricks: str, bank: str, options: StorageOptions, resume: bool = False, task_fn: TaskFn | None = None,
+               *, kind: str = "generate", hosts: str = "", schema: pa.Schema | None = None) -> JobContext:
+        """The context of a generate (``kind="generate"``, from ``bricks`` or ``hosts``) or
+        stage (``kind="stage"``, ``schema`` from ``dataset.host_schema.host_schema``) job. The
+        hash the shards carry is the config's, or for a host table ``dataset.hosts.host_hash``."""
+        if kind not in ("generate", "stage"):
+            raise ValueError(f"job kind {kind!r}: expected 'generate' or 'stage'")
+        digest = host_hash(cfg) if kind == "stage" else config_hash(cfg)
+        return cls(cfg, dataset_url, bricks, bank, options, resume, task_fn, digest, code_version(), kind, hosts, schema)
+
+    @property
+    def uses_bank(self) -> bool:
+        return self.kind == "generate"
+
+    @property
+    def uses_bricks(self) -> bool:
+        return not self.hosts
 
 
 class ResourceError(RuntimeError):
@@ -95,8 +117,10 @@ class PartitionResources:
     @cached_property
     def reader(self):
         try:
+            from ..survey import http
             from ..survey.brick_reader import BrickReader
 
+            http.configure(http.HttpSettings.from_config(self.cfg.stage))  # https mirrors: bounded, retried
             return BrickReader(self.ctx.bricks, self.cfg.survey.brick_cache_size, self.ctx.options,
                                decoded_cache_mb=self.cfg.survey.decoded_cache_mb)
         except Exception as exc:
@@ -112,9 +136,12 @@ class PartitionResources:
             raise ResourceError(exc) from exc
 
     def open_all(self) -> None:
-        """Open everything :func:`make_row` needs now, so a missing bank or module fails the
+        """Open everything the row maker needs now, so a missing bank or module fails the
         partition at once instead of turning every row into a failure."""
-        _ = self.bank, self.reader, self.inject
+        if self.ctx.uses_bricks:
+            _ = self.reader
+        if self.ctx.uses_bank:
+            _ = self.bank, self.inject
 
     def close(self) -> None:
         """Close the partition's bricks (the bank stays open for the worker's next partition:
@@ -135,10 +162,25 @@ def open_bank(url: str, options: StorageOptions, cfg: Config):
     return SourceBank.open(url, cache_dir=cfg.paths.cache_dir or None, options=options)
 
 
+class StagedFailure(Exception):
+    """A host row whose stage raised (reason ``exception: ...``): generate from hosts fails the
+    task the same way generate from bricks would, with the same reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def make_row(task: Mapping[str, Any], res: PartitionResources) -> dict:
-    """The real row maker: cut the stamp from its brick, inject (or not), return the row."""
+    """The real row maker: the stamp cut from its brick (or rebuilt from its host row when the
+    job reads a host table), injected or not; returns the row (raw arrays, see dataset.rows)."""
     cfg = res.cfg
-    cut = res.reader.cutout(task["ra"], task["dec"], cfg.survey.stamp_size, cfg.survey.bands, brickname=task["brickname"])
+    if res.ctx.hosts:
+        if not task.get("cutout_ok") and str(task.get("cutout_reason") or "").startswith(EXCEPTION_PREFIX):
+            raise StagedFailure(str(task["cutout_reason"])[len(EXCEPTION_PREFIX):])
+        cut = cutout_from_host_row(task, cfg)
+    else:
+        cut = res.reader.cutout(task["ra"], task["dec"], cfg.survey.stamp_size, cfg.survey.bands, brickname=task["brickname"])
     return res.inject(task, cut, res.bank, cfg)
 
 
@@ -148,7 +190,7 @@ def failure_row(task: Mapping[str, Any], exc: BaseException) -> dict:
     for src, dst in _TASK_TO_ROW.items():
         if task.get(src) is not None:
             row[dst] = task[src]
-    message = redact(f"{type(exc).__name__}: {exc}")
+    message = exc.reason if isinstance(exc, StagedFailure) else redact(f"{type(exc).__name__}: {exc}")
     row["cutout_ok"] = False
     row["cutout_reason"] = EXCEPTION_PREFIX + message[:500]
     return row
@@ -157,15 +199,10 @@ def failure_row(task: Mapping[str, Any], exc: BaseException) -> dict:
 def finish_row(row: Mapping[str, Any], task: Mapping[str, Any], ctx: JobContext) -> dict:
     """A complete schema row: identity from the task (a row cannot claim another task),
     arrays encoded to NPZ if the row maker left them raw, provenance filled in."""
-    out = {k: row.get(k) for k in COLUMN_NAMES}
+    encoded = encode_row(row, ctx.cfg.render.write_arc)
+    out = {k: encoded.get(k) for k in COLUMN_NAMES}
     for k in IDENTITY:
         out[k] = task[k]
-    if out.get("stamp_npz") is None and row.get("image") is not None:
-        out["stamp_npz"] = encode_stamp(row["image"], row["invvar"], row["maskbits"])
-    if out.get("arc_npz") is None and row.get("arc") is not None:
-        out["arc_npz"] = encode_arc(row["arc"])
-    if not ctx.cfg.render.write_arc:
-        out["arc_npz"] = None
     if out.get("cutout_ok") is None:
         out["cutout_ok"] = False
         out["cutout_reason"] = out.get("cutout_reason") or "row maker returned no cutout_ok"
@@ -252,15 +289,17 @@ def process_partition(index: int, tasks: Iterable[Mapping[str, Any]], ctx: JobCo
             todo[split] = split_tasks
     if not todo:
         return summaries
-    task_fn = ctx.task_fn or make_row
+    task_fn = ctx.task_fn or (make_host_row if ctx.kind == "stage" else make_row)
+    finish = finish_host_row if ctx.kind == "stage" else finish_row
     res = PartitionResources(ctx)
     if ctx.task_fn is None:
         try:
             res.open_all()
         except ResourceError as exc:
             raise exc.__cause__ from None
-        # stamps per brick decide whole-brick vs tile-by-tile decoding (survey/decoded.py)
-        res.reader.expect_counts(Counter(t["brickname"] for ts in todo.values() for t in ts))
+        if ctx.uses_bricks:  # stamps per brick decide whole-brick vs tile-by-tile decoding (survey/decoded.py)
+            res.reader.expect_counts(Counter(t["brickname"] for ts in todo.values() for t in ts))
+    read0 = remote.bytes_read()
     settings = WriterSettings.from_config(ctx.cfg.generate)
     footer = {"darkhaloscope.config_hash": ctx.config_hash, "darkhaloscope.code_version": ctx.code_version,
               "darkhaloscope.n_partitions": str(ctx.cfg.generate.n_partitions)}
@@ -270,27 +309,30 @@ def process_partition(index: int, tasks: Iterable[Mapping[str, Any]], ctx: JobCo
     counts = {split: {"n_failed": 0, "n_not_ok": 0} for split in todo}
     try:
         for split in todo:
-            writers[split] = ShardWriter(join(ctx.dataset_url, shard_relpath(split, index)), settings, ctx.options, footer)
+            writers[split] = ShardWriter(join(ctx.dataset_url, shard_relpath(split, index)), settings, ctx.options, footer,
+                                         schema=ctx.schema or STAMP_SCHEMA)
         for task in sorted((t for ts in todo.values() for t in ts), key=lambda t: int(t["task_id"])):
             split = task["split"]
             try:
-                row = finish_row(task_fn(task, res), task, ctx)
+                row = finish(task_fn(task, res), task, ctx)
             except ResourceError as exc:
                 raise exc.__cause__ from None
             except Exception as exc:  # noqa: BLE001 - one bad task must not kill the partition
-                row = finish_row(failure_row(task, exc), task, ctx)
+                row = finish(failure_row(task, exc), task, ctx)
                 counts[split]["n_failed"] += 1
                 if counts[split]["n_failed"] <= _LOG_FAILURES:
                     log.warning("generate: %s: task %s failed: %s%s", shard_relpath(split, index), task.get("task_id"), row["cutout_reason"],
                                 " (further failures in this shard are only counted)" if counts[split]["n_failed"] == _LOG_FAILURES else "")
             counts[split]["n_not_ok"] += not row["cutout_ok"]
             writers[split].write_row(row)
+        survey_bytes = remote.bytes_read() - read0  # this partition's reads of brick files (all splits)
         for split, writer in writers.items():
             c = counts[split]
             summary = writer.close({"darkhaloscope.n_failed": c["n_failed"], "darkhaloscope.n_not_ok": c["n_not_ok"]})
             dt = time.perf_counter() - t0
             summaries.append({"split": split, "partition": index, "rows": summary.rows, "bytes": summary.bytes,
-                              "sha256": summary.sha256, **c, "seconds": dt, "skipped": False})
+                              "sha256": summary.sha256, **c, "seconds": dt, "skipped": False,
+                              "survey_bytes": survey_bytes if split == next(iter(writers)) else 0})
             log.info("generate: wrote %s: %d rows (%d failed, %d not ok), %.1f KB/row, %.1f rows/s",
                      shard_relpath(split, index), summary.rows, c["n_failed"], c["n_not_ok"],
                      summary.bytes / 1024 / max(summary.rows, 1), summary.rows / max(dt, 1e-9))

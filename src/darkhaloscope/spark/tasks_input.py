@@ -66,6 +66,20 @@ def task_file_info(url: str, options: StorageOptions | None = None) -> tuple[int
         raise CatalogError(f"task file {redact(url)} is unreadable: {redact(str(exc))}", path=redact(url)) from None
 
 
+def task_file_schema(url: str, options: StorageOptions | None = None) -> pa.Schema:
+    """The Arrow schema of one task file from its footer, hive folder keys added as strings."""
+    fs, path = filesystem_for(url, options)
+    try:
+        with fs.open_input_file(path) as f:
+            schema = pq.ParquetFile(f).schema_arrow
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise CatalogError(f"task file {redact(url)} is unreadable: {redact(str(exc))}", path=redact(url)) from None
+    for key in _hive_values(url):
+        if key not in schema.names:
+            schema = schema.append(pa.field(key, pa.string()))
+    return schema.remove_metadata()
+
+
 def check_task_files(files: list[str], options: StorageOptions | None = None) -> int:
     """Check every task file has the required columns; returns the total number of tasks."""
     total = 0
@@ -78,9 +92,10 @@ def check_task_files(files: list[str], options: StorageOptions | None = None) ->
     return total
 
 
-def read_task_file(url: str, options: StorageOptions | None = None) -> list[dict]:
+def read_task_file(url: str, options: StorageOptions | None = None, check_roles: bool = True) -> list[dict]:
     """Rows of one task file as dicts (hive folder keys added as columns), checked for
-    the identity columns, the split and the role."""
+    the identity columns, the split and (``check_roles``: generate) the role. ``stage`` takes
+    any role: anchors, impostors and random positions carry their own."""
     fs, path = filesystem_for(url, options)
     try:
         with fs.open_input_file(path) as f:
@@ -97,12 +112,12 @@ def read_task_file(url: str, options: StorageOptions | None = None) -> list[dict
                 raise CatalogError(f"task file {redact(url)} row {i}: '{col}' is null", path=redact(url), row=i, field=col)
         if row["split"] not in SPLITS:
             raise CatalogError(f"task file {redact(url)} row {i}: split {row['split']!r} is not one of {list(SPLITS)}", path=redact(url), row=i, field="split")
-        if row["role"] not in ROLES:
+        if check_roles and row["role"] not in ROLES:
             raise CatalogError(f"task file {redact(url)} row {i}: role {row['role']!r} is not one of {list(ROLES)}", path=redact(url), row=i, field="role")
     return rows
 
 
-def keyed_tasks(url: str, n_partitions: int, options: StorageOptions | None = None) -> Iterator[tuple[int, dict]]:
+def keyed_tasks(url: str, n_partitions: int, options: StorageOptions | None = None, check_roles: bool = True) -> Iterator[tuple[int, dict]]:
     """(partition, task) pairs of one task file, for Spark's ``partitionBy``."""
-    for row in read_task_file(url, options):
+    for row in read_task_file(url, options, check_roles):
         yield partition_of(row["brickname"], n_partitions), row
