@@ -19,6 +19,7 @@ from .errors import DarkHaloScopeError
 COMMANDS: dict[str, tuple[str, str]] = {
     "build-survey": ("darkhaloscope.survey.commands_build_survey", "write a small synthetic sky in the DR10 file layout"),
     "build-tasks": ("darkhaloscope.survey.commands_build_tasks", "select LRGs from sweep/tractor catalogs and write the task table"),
+    "positions": ("darkhaloscope.commands_positions", "known lenses or impostors from a catalogue -> a position table for stage (split by sky region)"),
     "stage": ("darkhaloscope.spark.stage", "run the Spark job: positions + bricks -> host table (real cutouts, read once)"),
     "build-bank": ("darkhaloscope.sources.commands", "build the source bank (COSMOS or the procedural default)"),
     "generate": ("darkhaloscope.spark.commands", "run the Spark job: host table (or tasks + bricks) + bank -> stamp dataset"),

@@ -136,6 +136,9 @@ def _cross_checks(cfg: Config) -> None:
             raise ConfigError(f"config field 'tasks.split_fractions.{k}' must be a fraction in [0, 1], got {v!r}", field=f"tasks.split_fractions.{k}")
     if abs(sum(fr.values()) - 1.0) > 1e-9:
         raise ConfigError(f"config field 'tasks.split_fractions' must sum to 1, sums to {sum(fr.values()):.6g}", field="tasks.split_fractions")
+    rs = cfg.tasks.region_split_fractions
+    if set(rs) != set(SPLITS) or not all(_is_fraction(v) for v in rs.values()) or abs(sum(rs.values()) - 1.0) > 1e-9:
+        raise ConfigError(f"config field 'tasks.region_split_fractions' must give each of {list(SPLITS)} a fraction, summing to 1; got {rs}", field="tasks.region_split_fractions")
     _check_role_fractions(cfg)
     _check_weights("negatives.kind_weights", cfg.negatives.kind_weights, LOOKALIKE_KINDS)
     _check_weights("train.role_weights", cfg.train.role_weights, ROLES, need_positive=False)

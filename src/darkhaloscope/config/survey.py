@@ -80,6 +80,10 @@ class TasksConfig:
     role_salt: str = param("dhs-role-v1", "Salt of the blake2b hash of galaxy_id that fixes the role.", "")
     control_fraction: float = param(0.5, "Legacy two-role mix: fraction of controls, the rest injections; used only when role_fractions is empty (setting both is an error).", "fraction", ge=0.0, le=1.0)
     role_fractions: dict = param({}, "Mix of the hashed roles (control, injection, unlensed, ring), summing to 1: either {role: fraction} for every split, or {all: {...}, train|val|test: {...}} with whole per-split mixes overriding 'all'; empty = {control: control_fraction, injection: rest}.", "fraction")
+    region_nside: int = param(32, "HEALPix nside (nested) of the sky regions that split real stamps (known lenses, impostors): 32 = 3.36 deg^2 cells.", "", choices=(4, 8, 16, 32, 64, 128, 256))
+    region_salt: str = param("dhs-region-v1", "Salt of the blake2b hash of a region's HEALPix cell that fixes the split of its real stamps.", "")
+    region_split_fractions: dict = param({"train": 0.5, "val": 0.1, "test": 0.4}, "Fraction of sky regions per split for known lenses and impostors (sum to 1); test regions hold the evaluation anchors.", "fraction")
+    anchor_exclusion_arcsec: float = param(2.0, "A known lens or impostor within this distance of an evaluation anchor goes to the test split whatever its region.", "arcsec", gt=0.0, le=60.0)
     max_tasks: int = param(0, "Keep at most this many tasks (0 = all); a deterministic hash subsample.", "count", ge=0)
     lrg: LrgCutsConfig = section(LrgCutsConfig)
 
