@@ -6,7 +6,9 @@
     darkhaloscope generate --hosts out/hosts_kl/hosts ...
 
 The catalogue is any table astropy reads (CSV, FITS, Parquet, ECSV) with ``ra``, ``dec`` (deg)
-and a unique ``name``. Writes ``<out>/positions.parquet`` and ``<out>/splits.csv`` (name, ra,
+and a unique ``name``, and the host's DR10 ``psfsize_g/r/z`` (arcsec), ``psfdepth_g/r/z`` and
+``flux_g/r/z`` (nanomaggies) at the position where known (a sweep match): without PSF sizes a
+stamp is ``cutout_ok = false``, the rule every role follows. Writes ``<out>/positions.parquet`` and ``<out>/splits.csv`` (name, ra,
 dec, region_cell, split, split_reason: the split of every row, written down).
 """
 
@@ -21,7 +23,7 @@ import pyarrow.parquet as pq
 
 from .config import load_config
 from .errors import DataFileError
-from .regions import REAL_ROLES, position_table
+from .regions import PASS_THROUGH, REAL_ROLES, position_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder")
 
 
-def _read(path: str, what: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _read(path: str, what: str) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
     from astropy.table import Table
 
     if not Path(path).is_file():
@@ -41,14 +43,15 @@ def _read(path: str, what: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     missing = [c for c in ("ra", "dec", "name") if c not in t.columns]
     if missing:
         raise DataFileError(f"{what} lacks column(s) {missing} (needs ra, dec in degrees and name)", path=path, field=missing[0])
-    return t["ra"].to_numpy(float), t["dec"].to_numpy(float), [str(n) for n in t["name"]]
+    extra = {c: t[c].to_numpy(float) for c in PASS_THROUGH if c in t.columns}
+    return t["ra"].to_numpy(float), t["dec"].to_numpy(float), [str(n) for n in t["name"]], extra
 
 
 def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    ra, dec, names = _read(args.catalog, "catalogue")
-    a_ra, a_dec, a_names = _read(args.anchors, "anchor table") if args.anchors else (np.empty(0), np.empty(0), [])
-    table = position_table(ra, dec, names, args.role, cfg, a_ra, a_dec, a_names)
+    ra, dec, names, extra = _read(args.catalog, "catalogue")
+    a_ra, a_dec, a_names, _ = _read(args.anchors, "anchor table") if args.anchors else (np.empty(0), np.empty(0), [], {})
+    table = position_table(ra, dec, names, args.role, cfg, a_ra, a_dec, a_names, extra=extra)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, out / "positions.parquet")

@@ -31,6 +31,8 @@ from .ids import hash_unit, split_of_unit
 from .survey.bricks import brickname_for
 
 REAL_ROLES = ("known_lens", "impostor")
+# catalogue columns a position table carries on to the host and stamp rows (units as DR10's tractor)
+PASS_THROUGH = tuple(f"{q}_{b}" for q in ("psfsize", "psfdepth", "flux") for b in "grz")
 # task_id of a catalogue position: a release code above any survey release in the top bits
 # (ids.py layout: release << 41), so it never collides with an LRG task, and 41 bits of the
 # blake2b hash of (role, name) below.
@@ -85,10 +87,15 @@ def _task_id(role: str, name: str) -> int:
 
 
 def position_table(ra: Sequence[float], dec: Sequence[float], names: Sequence[str], role: str, cfg: Config,
-                   anchor_ra: Sequence[float] = (), anchor_dec: Sequence[float] = (), anchor_names: Sequence[str] = ()) -> pa.Table:
+                   anchor_ra: Sequence[float] = (), anchor_dec: Sequence[float] = (), anchor_names: Sequence[str] = (),
+                   bricknames: Sequence[str] | None = None, extra: dict[str, Sequence[float]] | None = None) -> pa.Table:
     """A position table of real stamps of ``role`` (``known_lens`` or ``impostor``) for ``stage``:
     split by sky region, positions near an evaluation anchor (``anchor_*``, degrees) forced to
-    ``test``; every row says why it has its split (``split_reason``). Rows sorted by task_id."""
+    ``test``; every row says why it has its split (``split_reason``). ``bricknames``: the brick
+    of each position when the sky is not DR10's grid (default ``survey.bricks.brickname_for``).
+    ``extra``: float columns passed through (:data:`PASS_THROUGH`: the host's DR10 PSF size,
+    depth and flux at the position, e.g. from a sweep match; without ``psfsize_*`` a stamp is
+    ``cutout_ok = false``, the rule every role follows). Rows sorted by task_id."""
     if role not in REAL_ROLES:
         raise CatalogError(f"role {role!r} is not a real-stamp role {list(REAL_ROLES)}", field="role")
     ra, dec = np.asarray(ra, np.float64), np.asarray(dec, np.float64)
@@ -112,9 +119,10 @@ def position_table(ra: Sequence[float], dec: Sequence[float], names: Sequence[st
     return pa.table({
         "task_id": pa.array(col(tids), pa.int64()),
         "galaxy_id": pa.array(col([f"{role}:{n}" for n in names]), pa.string()),
-        "brickname": pa.array(col([brickname_for(float(a), float(d)) for a, d in zip(ra, dec, strict=True)]), pa.string()),
+        "brickname": pa.array(col(list(bricknames) if bricknames is not None else [brickname_for(float(a), float(d)) for a, d in zip(ra, dec, strict=True)]), pa.string()),
         "ra": pa.array(ra[order]), "dec": pa.array(dec[order]),
         "split": pa.array(col(splits), pa.string()), "role": pa.array([role] * len(names), pa.string()),
         "name": pa.array(col(names), pa.string()), "region_cell": pa.array(cells[order], pa.int64()),
         "split_reason": pa.array(col(reasons), pa.string()),
+        **{k: pa.array(np.asarray(v, np.float32)[order], pa.float32()) for k, v in (extra or {}).items() if k in PASS_THROUGH},
     })
