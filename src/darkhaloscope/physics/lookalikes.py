@@ -153,9 +153,17 @@ def lookalike_unit(p: Lookalike, size: int, pixel_scale: float, supersampling: i
     if not (p.radius > 0 and p.width > 0 and 0 < p.q <= 1):
         raise PhysicsError(f"look-alike needs radius > 0, width > 0, 0 < q <= 1, got {p}", field="lookalike_radius")
     ss = int(supersampling)
-    n = size * ss
-    c = (np.arange(n) + 0.5) / ss - 0.5 - (size - 1) / 2.0  # sub-pixel centres, pixel units from the stamp centre
-    ys, xs = np.meshgrid(c * pixel_scale, c * pixel_scale, indexing="ij")
+    # only the pixels within radius + 7 width of the centre are drawn (the profiles fall below
+    # exp(-24) of their peak beyond): a look-alike covers a fraction of the stamp
+    reach = (p.radius + 7.0 * p.width) / pixel_scale
+    centre = (size - 1) / 2.0
+    c0, c1 = (max(0, int(np.floor(v / pixel_scale + centre - reach))) for v in (p.x, p.y))
+    c0e, c1e = (min(size, int(np.ceil(v / pixel_scale + centre + reach)) + 1) for v in (p.x, p.y))
+    if c0e <= c0 or c1e <= c1:
+        raise PhysicsError(f"look-alike {p.kind} lies off the stamp (centre {p.x}, {p.y} arcsec)", field="lookalike_x")
+    cols = (np.arange(c0 * ss, c0e * ss) + 0.5) / ss - 0.5 - centre  # sub-pixel centres, pixel units from the stamp centre
+    rows = (np.arange(c1 * ss, c1e * ss) + 0.5) / ss - 0.5 - centre
+    ys, xs = np.meshgrid(rows * pixel_scale, cols * pixel_scale, indexing="ij")
     smooth = smooth_profile(p, xs, ys)
     total = smooth.sum()
     if not total > 0:
@@ -170,5 +178,7 @@ def lookalike_unit(p: Lookalike, size: int, pixel_scale: float, supersampling: i
         ksum = knots.sum()
         if ksum > 0:
             image += knots * (p.clump_fraction / ksum)
-    image = image.reshape(size, ss, size, ss).sum(axis=(1, 3))
-    return image / image.sum()
+    box = image.reshape(c1e - c1, ss, c0e - c0, ss).sum(axis=(1, 3))
+    out = np.zeros((size, size))
+    out[c1:c1e, c0:c0e] = box / box.sum()
+    return out
