@@ -71,6 +71,9 @@ def format_role_metrics(rm: dict) -> str:
              f"  {'role':<11} {'label':>5} {'n':>7}  " + "  ".join(f"{'@FPR ' + k:>12}" for k in keys)]
     for role, e in rm["roles"].items():
         lines.append(f"  {role:<11} {e['label']!s:>5} {e['n']:>7}  " + "  ".join(f"{e[k]['rate']:>12.4g}" for k in keys))
+    unresolved = [k for k, ok in rm["resolved"].items() if not ok]
+    if unresolved:
+        lines.append(f"  (FPR {', '.join(unresolved)}: fewer than one control above the threshold at this sample size; the rates there are bounds)")
     rt = rm["ring_test"]
     lines.append(f"ring test (share of ring stamps above the control threshold at FPR {RING_TEST_FPR:g}): "
                  + ("n/a (no ring rows)" if rt is None else f"{rt:.4f}"))
