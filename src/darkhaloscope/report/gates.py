@@ -65,8 +65,8 @@ def gate_snr(checks: list, n_without_arc: int, cfg: Config, figure: str) -> Gate
     if bad.size:
         ex = checks[bad[0]]
         j = int(np.argmax(diffs[bad[0]]))
-        return Gate(name, FAIL, f"{bad.size} of {len(checks)} injections store SNRs that differ from the recomputed ones by more than {tol:g} (max rel. diff {value:.3g}; e.g. task_id={ex[0]}: {SNR_NAMES[j]} stored {ex[1 + 2 * j]} vs recomputed {ex[2 + 2 * j]})", tol, value, figure, details)
-    return Gate(name, PASS, f"{len(checks)} injections: stored arc_snr, arc_snr_sum, arc_snr_region equal the recomputed ones (max rel. diff {value:.2g} <= {tol:g})", tol, value, figure, details)
+        return Gate(name, FAIL, f"{bad.size} of {len(checks)} painted rows store SNRs that differ from the recomputed ones by more than {tol:g} (max rel. diff {value:.3g}; e.g. task_id={ex[0]}: {SNR_NAMES[j]} stored {ex[1 + 2 * j]} vs recomputed {ex[2 + 2 * j]})", tol, value, figure, details)
+    return Gate(name, PASS, f"{len(checks)} painted rows (injection, unlensed, ring): stored arc_snr, arc_snr_sum, arc_snr_region equal the recomputed ones (max rel. diff {value:.2g} <= {tol:g})", tol, value, figure, details)
 
 
 def gate_rerender(items: list, bank, cfg: Config, figure: str) -> tuple[Gate, list]:
