@@ -152,15 +152,30 @@ def render_arc(
     The lensed unit-flux image is traced once; each band is that image convolved with its
     Moffat (FWHM ``fwhms[b]`` arcsec) times the band flux 10^((22.5 - mags[b]) / 2.5).
     """
-    bands = cfg.survey.bands
     unit = render_unit_fast(
         template, lens, src, cfg.survey.stamp_size, cfg.survey.pixel_scale, supersampling,
         faint_supersampling=cfg.render.faint_supersampling, core_fraction=cfg.render.core_fraction,
         ray_spacing=cfg.render.ray_spacing,
     )
+    return band_image(unit, mags, fwhms, cfg)
+
+
+def band_image(unit: np.ndarray, mags: Mapping[str, float], fwhms: Mapping[str, float], cfg: Config) -> np.ndarray:
+    """A unit-flux image [S, S] through each band's PSF times its flux: float32 [B, S, S]
+    (nanomaggies). The one PSF step of every painted role (arcs and roles.py's negatives)."""
+    bands = cfg.survey.bands
     flux = [float(mag_to_nanomaggies(float(mags[b]))) for b in bands]
     r = cfg.render
     return convolve_bands(unit, [float(fwhms[b]) for b in bands], cfg.survey.pixel_scale, r.moffat_beta, r.psf_flux_fraction, scale=flux)
+
+
+def arc_measures(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray, cfg: Config) -> dict:
+    """SNRs (arc_snr, arc_snr_sum, arc_snr_region, snr_reason) and lensed_hlr_arcsec of painted
+    light, in the SNR band: the one definition for every painted role."""
+    k = _snr_band(cfg.survey.bands)
+    snr, snr_sum, snr_region, reason = fastrow.snr_metrics_fast(arc[k], invvar[k], maskbits)
+    return {"arc_snr": _num(snr), "arc_snr_sum": _num(snr_sum), "arc_snr_region": _num(snr_region), "snr_reason": reason,
+            "lensed_hlr_arcsec": _num(fastrow.half_light_radius_fast(arc[k], cfg.survey.pixel_scale))}
 
 
 def unlensed_fraction_in_stamp(src_x: float, src_y: float, fwhm: float, cfg: Config) -> float:
@@ -305,9 +320,7 @@ def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Confi
             row[f"arc_flux_{b}"] = _num(flux[bands.index(b)])
 
     k = _snr_band(bands)
-    snr, snr_sum, snr_region, reason = fastrow.snr_metrics_fast(arc[k], invvar[k], cutout.maskbits)
-    row.update(arc_snr=_num(snr), arc_snr_sum=_num(snr_sum), arc_snr_region=_num(snr_region), snr_reason=reason)
-    row["lensed_hlr_arcsec"] = _num(fastrow.half_light_radius_fast(arc[k], cfg.survey.pixel_scale))
+    row.update(arc_measures(arc, invvar, cutout.maskbits, cfg))
     b = bands[k]
     unlensed = float(mag_to_nanomaggies(mags[b])) * float(template.sum(dtype=np.float64)) * unlensed_fraction_in_stamp(src.x, src.y, fwhms[b], cfg)
     row["magnification"] = _num(flux[k] / unlensed) if unlensed > 0 else None

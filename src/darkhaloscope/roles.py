@@ -32,15 +32,22 @@ import numpy as np
 from .config import LOOKALIKE_KINDS, Config
 from .errors import PhysicsError
 from .ids import task_rng
-from .inject import ROW_BANDS, _add_arc, _bank_index, _num, _snr_band, inject, render_arc_from_row
-from .physics import fastrow
+from .inject import (
+    ROW_BANDS,
+    _add_arc,
+    _bank_index,
+    _num,
+    arc_measures,
+    band_image,
+    inject,
+    render_arc_from_row,
+)
 from .physics.lookalikes import Lookalike, lookalike_unit
 from .physics.params import f32
-from .physics.psf import convolve_bands
 from .physics.render import SourcePlacement
 from .physics.unlensed import draw_companion_position, render_unlensed_unit
 from .sources.bank import SourceBank
-from .sources.colours import band_magnitudes, mag_to_nanomaggies, nanomaggies_to_mag
+from .sources.colours import band_magnitudes, nanomaggies_to_mag
 from .survey.cutout import Cutout
 
 NEGATIVE_PAINTED_ROLES = ("unlensed", "ring")
@@ -49,14 +56,6 @@ NEGATIVE_PAINTED_ROLES = ("unlensed", "ring")
 def _r_max(cfg: Config) -> float:
     """Largest radius an arc reaches (arcsec): painted negatives stay inside it."""
     return float(cfg.lens.theta_e_max * (1.0 + cfg.lens.source_radius_fraction))
-
-
-def _band_image(unit: np.ndarray, mags: Mapping[str, float], fwhms: Mapping[str, float], cfg: Config) -> np.ndarray:
-    """float32 [B, S, S] nanomaggies: the unit image through each band's Moffat times its flux."""
-    bands = cfg.survey.bands
-    flux = [float(mag_to_nanomaggies(float(mags[b]))) for b in bands]
-    r = cfg.render
-    return convolve_bands(unit, [float(fwhms[b]) for b in bands], cfg.survey.pixel_scale, r.moffat_beta, r.psf_flux_fraction, scale=flux)
 
 
 def lookalike_from_row(row: Mapping[str, Any]) -> Lookalike:
@@ -130,7 +129,7 @@ def render_painted_from_row(row: Mapping[str, Any], bank: SourceBank | None, cfg
     bands = cfg.survey.bands
     mags = {b: float(row[f"src_mag_{b}"]) for b in bands}
     fwhms = {b: float(row[f"psf_fwhm_{b}"]) for b in bands}
-    return _band_image(_unit_of_row(row, bank, cfg, int(row["supersampling"])), mags, fwhms, cfg)
+    return band_image(_unit_of_row(row, bank, cfg, int(row["supersampling"])), mags, fwhms, cfg)
 
 
 def paint_negative(row: dict, task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Config) -> dict:
@@ -168,8 +167,5 @@ def paint_negative(row: dict, task: Mapping[str, Any], cutout: Cutout, bank: Sou
     row.update(image=image, invvar=cutout.invvar, maskbits=cutout.maskbits, grids=cutout.grids, host_image=cutout.image, arc=arc)  # dataset.rows encodes
     for b in bands:
         row[f"arc_flux_{b}"] = _num(flux[bands.index(b)])
-    k = _snr_band(bands)
-    snr, snr_sum, snr_region, reason = fastrow.snr_metrics_fast(arc[k], cutout.invvar[k], cutout.maskbits)
-    row.update(arc_snr=_num(snr), arc_snr_sum=_num(snr_sum), arc_snr_region=_num(snr_region), snr_reason=reason)
-    row["lensed_hlr_arcsec"] = _num(fastrow.half_light_radius_fast(arc[k], cfg.survey.pixel_scale))
+    row.update(arc_measures(arc, cutout.invvar, cutout.maskbits, cfg))
     return row
