@@ -64,7 +64,7 @@ def test_legacy_control_fraction_keeps_every_role(ids):
 
 
 @pytest.mark.parametrize("tasks, field", [
-    ({"control_fraction": 0.5, "role_fractions": MIX}, "tasks.control_fraction"),
+    ({"control_fraction": 0.3, "role_fractions": MIX}, "tasks.control_fraction"),
     ({"role_fractions": {**MIX, "ring": 0.2}}, "tasks.role_fractions"),
     ({"role_fractions": {"control": 0.5, "known_lens": 0.5}}, "tasks.role_fractions.known_lens"),
     ({"role_fractions": {"train": MIX}}, "tasks.role_fractions"),
@@ -74,6 +74,14 @@ def test_bad_role_fractions_name_the_field(tasks, field):
     with pytest.raises(ConfigError) as ei:
         config_from_dict({"tasks": tasks})
     assert ei.value.field == field
+
+
+def test_resolved_configs_round_trip():
+    """A resolved config (manifest, checkpoint) holds both fields at their values: it reloads."""
+    from darkhaloscope.config import config_to_dict
+
+    cfg = config_from_dict({"tasks": {"role_fractions": {"all": MIX}}})
+    assert config_from_dict(config_to_dict(cfg)) == cfg
 
 
 def test_labels_come_from_one_mapping():

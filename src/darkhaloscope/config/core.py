@@ -140,6 +140,11 @@ def _cross_checks(cfg: Config) -> None:
     if set(rs) != set(SPLITS) or not all(_is_fraction(v) for v in rs.values()) or abs(sum(rs.values()) - 1.0) > 1e-9:
         raise ConfigError(f"config field 'tasks.region_split_fractions' must give each of {list(SPLITS)} a fraction, summing to 1; got {rs}", field="tasks.region_split_fractions")
     _check_role_fractions(cfg)
+    default_cf = next(f.default for f in dataclasses.fields(TasksConfig) if f.name == "control_fraction")
+    if cfg.tasks.role_fractions and cfg.tasks.control_fraction != default_cf:
+        # a resolved config (manifest, checkpoint) carries both at their values: only a changed
+        # legacy fraction beside a role mix is a contradiction
+        raise ConfigError(f"config sets 'tasks.control_fraction' = {cfg.tasks.control_fraction} (the legacy two-role mix) and 'tasks.role_fractions': keep only role_fractions", field="tasks.control_fraction")
     _check_weights("negatives.kind_weights", cfg.negatives.kind_weights, LOOKALIKE_KINDS)
     _check_weights("train.role_weights", cfg.train.role_weights, ROLES, need_positive=False)
     n = cfg.negatives
@@ -208,9 +213,6 @@ def _check_weights(name: str, weights: Any, known: tuple, need_positive: bool = 
 
 def config_from_dict(data: dict | None) -> Config:
     """Build and validate a :class:`Config` from a plain mapping (missing keys take defaults)."""
-    tasks = (data or {}).get("tasks")
-    if isinstance(tasks, dict) and "control_fraction" in tasks and tasks.get("role_fractions"):
-        raise ConfigError("config sets both 'tasks.control_fraction' (the legacy two-role mix) and 'tasks.role_fractions': keep only role_fractions", field="tasks.control_fraction")
     cfg = _build(Config, data or {}, "")
     _cross_checks(cfg)
     return cfg
