@@ -10,6 +10,7 @@ own per-partition function (the Spark runner adds the same fixed JVM overhead to
 - ``generate --hosts`` on that host table: ``generate_from_hosts_core_ms_per_stamp`` (wall x
   cores / stamps) and ``generate_from_hosts_cpu_ms_per_stamp``; target: at most the seeds'
   render alone per stamp (``seed_reference_ms_per_stamp`` of ``bench_physics``, same run);
+  and in one process, stage by stage, ``generate_from_hosts_{read,cutout_inject,encode,write,row}_ms_per_stamp``;
 - ``stage`` over a loopback HTTP mirror of the bricks with Range support (``HTTP_TASKS`` tasks):
   ``stage_http_bytes_per_stamp`` (HTTP body bytes per stamp) and ``stage_http_requests_per_stamp``.
 
@@ -38,6 +39,46 @@ def _sibling(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _per_stamp(cfg, hosts: str, bank: str, out: Path) -> dict:
+    """Single-process CPU ms per stamp of generate from hosts, stage by stage: read the host
+    rows, rebuild the cutout + inject (``make_row``), encode (``finish_row``), write the shard."""
+    from darkhaloscope.dataset.storage import StorageOptions
+    from darkhaloscope.dataset.writer import ShardWriter, WriterSettings
+    from darkhaloscope.spark.partition import JobContext, PartitionResources, finish_row, make_row
+    from darkhaloscope.spark.tasks_input import list_task_files, read_task_file
+
+    clock = time.process_time  # CPU: the machine is shared
+    t0 = clock()
+    rows = [r for url in list_task_files(hosts) for r in read_task_file(url)]
+    t_read = clock() - t0
+    ctx = JobContext.create(cfg, str(out / "per_stamp"), "", bank, StorageOptions(), hosts=hosts)
+    res = PartitionResources(ctx)
+    res.open_all()
+    for r in rows[:20]:  # compiled kernels, bank
+        make_row(r, res)
+    t_make = t_fin = 0.0
+    done = []
+    for r in rows:
+        a = clock()
+        row = make_row(r, res)
+        b = clock()
+        done.append(finish_row(row, r, ctx))
+        t_make, t_fin = t_make + b - a, t_fin + clock() - b
+    a = clock()
+    w = ShardWriter(str(out / "per_stamp.parquet"), WriterSettings.from_config(cfg.generate))
+    w.write_rows(done)
+    w.close()
+    t_write = clock() - a
+    n = len(rows)
+    return {
+        "generate_from_hosts_read_ms_per_stamp": 1e3 * t_read / n,
+        "generate_from_hosts_cutout_inject_ms_per_stamp": 1e3 * t_make / n,
+        "generate_from_hosts_encode_ms_per_stamp": 1e3 * t_fin / n,
+        "generate_from_hosts_write_ms_per_stamp": 1e3 * t_write / n,
+        "generate_from_hosts_row_ms_per_stamp": 1e3 * (t_read + t_make + t_fin + t_write) / n,
+    }
 
 
 def run(cfg, out_dir) -> dict:
@@ -73,6 +114,7 @@ def run(cfg, out_dir) -> dict:
         "generate_from_hosts_cpu_ms_per_stamp": 1e3 * cpu / g["rows"],
         "generate_from_hosts_survey_bytes": g["survey_bytes"],
     })
+    figures.update(_per_stamp(cfg, s["dataset"], inputs["bank"], work))
 
     sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
     from http_mirror import HttpMirror
