@@ -10,7 +10,8 @@ own per-partition function (the Spark runner adds the same fixed JVM overhead to
 - ``generate --hosts`` on that host table: ``generate_from_hosts_core_ms_per_stamp`` (wall x
   cores / stamps) and ``generate_from_hosts_cpu_ms_per_stamp``; target: at most the seeds'
   render alone per stamp (``seed_reference_ms_per_stamp`` of ``bench_physics``, same run);
-  and in one process, stage by stage, ``generate_from_hosts_{read,cutout_inject,encode,write,row}_ms_per_stamp``;
+  and in one process, stage by stage, ``generate_from_hosts_{read,cutout_inject,encode,write,row}_ms_per_stamp``
+  (also ``..._without_arc``: the production layout, ``render.write_arc`` false);
 - ``stage`` over a loopback HTTP mirror of the bricks with Range support (``HTTP_TASKS`` tasks):
   ``stage_http_bytes_per_stamp`` (HTTP body bytes per stamp) and ``stage_http_requests_per_stamp``.
 
@@ -82,6 +83,7 @@ def _per_stamp(cfg, hosts: str, bank: str, out: Path) -> dict:
 
 
 def run(cfg, out_dir) -> dict:
+    from darkhaloscope.config import replace
     from darkhaloscope.spark import stage
     from darkhaloscope.spark.job import run_multiprocessing
 
@@ -115,6 +117,9 @@ def run(cfg, out_dir) -> dict:
         "generate_from_hosts_survey_bytes": g["survey_bytes"],
     })
     figures.update(_per_stamp(cfg, s["dataset"], inputs["bank"], work))
+    # the production layout (configs/dr10.yaml: render.write_arc false): no arc_npz to encode and write
+    no_arc = _per_stamp(replace(cfg, **{"render.write_arc": False}), s["dataset"], inputs["bank"], work)
+    figures.update({f"{k}_without_arc": v for k, v in no_arc.items() if k.endswith(("encode_ms_per_stamp", "write_ms_per_stamp", "row_ms_per_stamp"))})
 
     sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
     from http_mirror import HttpMirror
