@@ -33,7 +33,7 @@ def host_gallery(url: str, split: str = "train", n: int = 8, stretch: float = 0.
     stamps = {t: decode_stamp(b) for t, b in zip(blobs["task_id"].to_pylist(), blobs["stamp_npz"].to_pylist(), strict=True)}
     df = meta.to_pandas()
     ncol = max(len(ids), 1)
-    fig = Figure(figsize=(1.6 * ncol, 3.6))
+    fig = Figure(figsize=(1.6 * ncol, 4.0))
     for j, tid in enumerate(ids):
         s = stamps[tid]
         ax = fig.add_subplot(2, ncol, j + 1)
