@@ -9,10 +9,10 @@ CONFIG ?= configs/demo.yaml
 OUT ?= out
 export PYSPARK_PYTHON := $(abspath $(PY))
 
-.PHONY: help venv demo survey tasks bank dataset report test test-fast bench lint train-demo emr-package emr-run clean
+.PHONY: help venv demo survey tasks hosts bank dataset report test test-fast bench lint train-demo emr-package emr-run clean
 
 help:
-	@echo "make demo   - synthetic survey + tasks + bank -> Spark dataset -> report, under $(OUT)/"
+	@echo "make demo   - synthetic survey + tasks -> stage (host table) + bank -> Spark dataset -> report, under $(OUT)/"
 	@echo "make test   - the whole test suite (unit, integration, slow)"
 	@echo "make bench  - benchmarks -> $(OUT)/bench/results.json"
 	@echo "make lint   - ruff"
@@ -34,8 +34,11 @@ tasks: survey
 bank: $(STAMP)
 	$(DHS) build-bank --config $(CONFIG) --out $(OUT)/bank.h5
 
-dataset: tasks bank
-	$(DHS) generate --config $(CONFIG) --tasks $(OUT)/tasks --bricks $(OUT)/survey --bank $(OUT)/bank.h5 --out $(OUT)/dataset --master "local[2]" --summary-json $(OUT)/dataset/generate-summary.json
+hosts: tasks
+	$(DHS) stage --config $(CONFIG) --tasks $(OUT)/tasks --bricks $(OUT)/survey --out $(OUT)/hosts --master "local[2]" --summary-json $(OUT)/hosts/stage-summary.json
+
+dataset: hosts bank
+	$(DHS) generate --config $(CONFIG) --hosts $(OUT)/hosts/hosts --bank $(OUT)/bank.h5 --out $(OUT)/dataset --master "local[2]" --summary-json $(OUT)/dataset/generate-summary.json
 
 report: dataset
 	$(DHS) report --config $(CONFIG) --dataset $(OUT)/dataset/demo --bank $(OUT)/bank.h5

@@ -11,8 +11,9 @@ so a row is a function of (task, cutout, bank, config) only. The path of one inj
     physics.psf.convolve_bands                   per-band Moffat, times each band's flux
     physics.fastrow.noise_pixels / add_arc       the arc's own shot noise, added where there is data
     physics.fastrow                              SNRs on good pixels, lensed HLR, magnification
-    (no encoding: the row carries raw arrays; dataset.rows.encode_row makes stamp_npz / arc_npz)
                                                  (compiled equivalents of physics.noise / physics.metrics)
+
+No encoding here: the row carries raw arrays, and dataset.rows.encode_row makes stamp_npz / arc_npz.
 
 Controls (and the real-stamp roles impostor, known_lens) pass through with the same cutout
 handling; the painted negatives (unlensed, ring) are made by ``roles.paint_negative``. A stamp that cannot be made keeps its

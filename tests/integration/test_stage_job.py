@@ -174,3 +174,18 @@ def test_positions_off_the_footprint_and_any_role(world, tmp_path):
     assert {r["role"] for r in hosts.values()} == {"impostor"}
     good = [r for r in hosts.values() if r["cutout_ok"]]
     assert good and all(np.isfinite(cutout_from_host_row(r, world["cfg"]).image).all() for r in good)
+
+
+def test_stage_and_generate_from_hosts_on_s3(spark, staged, world, s3_bucket, tmp_path):
+    """The host table on the S3 server on loopback: same shard bytes as on disk, and generate
+    --hosts reads it from S3 into the same rows as from the local host table."""
+    from darkhaloscope.dataset.storage import StorageOptions
+
+    endpoint, bucket = s3_bucket
+    options = StorageOptions(endpoint=endpoint)
+    s3 = stage.run(spark, world["cfg"], world["tasks"], world["survey"], f"s3://{bucket}/hosts", options=options)
+    assert s3["dataset"] == f"s3://{bucket}/hosts/hosts" and mf.is_complete(s3["dataset"], options)
+    assert {s["path"]: s["sha256"] for s in mf.read_manifest(s3["dataset"], options)["shards"]} == digests(staged["dataset"])
+    a = generate(spark, world["cfg"], "", "", world["bank"], str(tmp_path / "a"), hosts=staged["dataset"])
+    b = generate(spark, world["cfg"], "", "", world["bank"], f"s3://{bucket}/rows", options=options, hosts=s3["dataset"])
+    assert {s["path"]: s["sha256"] for s in mf.read_manifest(b["dataset"], options)["shards"]} == digests(a["dataset"])

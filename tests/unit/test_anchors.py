@@ -144,4 +144,4 @@ def test_free_text_citations_map_to_known_papers_and_empty_selection_is_named(tm
     rc = cli_main(["anchors", "cutouts", "--anchors", str(tmp_path / "a.parquet"), "--out", str(tmp_path / "s"),
                    "--bricks", str(tmp_path)])
     assert rc == 1
-    assert not (tmp_path / "s" / "anchor_stamps.parquet").exists()
+    assert not (tmp_path / "s" / "anchor_stamps").exists()

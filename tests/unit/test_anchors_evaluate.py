@@ -13,7 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from darkhaloscope.dataset.host_schema import HOST_COLUMN_NAMES, host_schema, rows_to_host_table
 from darkhaloscope.dataset.stamp import encode_stamp
+from darkhaloscope.ml.anchor_stamps import NO_MASKBITS
 from darkhaloscope.ml.evaluate_anchors import evaluate_anchors, load_anchor_stamps
 from darkhaloscope.ml.toydata import make_stamp, write_toy_dataset
 
@@ -31,16 +33,21 @@ def setup(tmp_path_factory):
     for i in range(30):
         s = make_stamp(np.random.default_rng([7, i]), 64, inject=i % 3 != 0)
         rows.append({
+            # a host row of the anchors' host table (anchors cutouts = stage over the anchor table)
+            "task_id": i, "galaxy_id": f"A{i:03d}", "brickname": "", "ra": 150.0 + i, "dec": 2.0, "split": "test", "role": "known_lens",
+            "stamp_source": "cutout_service", "stamp_quantised": False, "stamp_size": 64, "bands": "grz", "host_hash": "h", "code_version": "v",
             "anchor_id": f"A{i:03d}", "name": f"lens{i}", "anchor_set": "ground" if i < 20 else "slacs_bells",
             "set_ground": i < 20, "set_slacs_bells": i >= 20, "set_ground_other": False, "set_other": False,
             "grade": "A" if i % 2 else "B", "references": "huang2021" if i < 10 else ("storfer2022" if i < 20 else "slacs"),
             "theta_e": s.get("theta_e", 1.0), "stamp_npz": encode_stamp(s["image"], s["invvar"], np.zeros((64, 64), np.int32)),
-            "cutout_ok": True, "cutout_source": "service", "maskbits_available": False,
-            "psf_fwhm_r": np.nan if i == 4 else s["psf_fwhm_r"], "psfdepth_r": s["psfdepth_r"], "metadata_source": "service-tractor",
+            "cutout_ok": True, "cutout_note": NO_MASKBITS,
+            "psfsize_r": np.nan if i == 4 else s["psf_fwhm_r"], "psfdepth_r": s["psfdepth_r"], "metadata_source": "service-tractor",
         })
-    rows.append({**rows[0], "anchor_id": "Afail", "name": "failed", "cutout_ok": False})
-    path = tmp / "anchor_stamps.parquet"
-    pq.write_table(pa.Table.from_pylist(rows), path)
+    rows.append({**rows[0], "task_id": 99, "anchor_id": "Afail", "name": "failed", "cutout_ok": False, "stamp_npz": None})
+    path = tmp / "anchors" / "anchor_stamps"
+    extra = pa.Table.from_pylist([{k: v for k, v in r.items() if k not in HOST_COLUMN_NAMES} for r in rows]).schema
+    (path / "split=test").mkdir(parents=True)
+    pq.write_table(rows_to_host_table(rows, host_schema([extra])), path / "split=test" / "part-00000.parquet")
     out = tmp / "eval"
     result = evaluate_anchors(scorer, path, out, ["psf_fwhm_r", "psfdepth_r"], negatives=str(root), diag_dataset=str(root),
                               diag_split="train", diag_rows=96, run_name="toy")

@@ -211,38 +211,45 @@ def _anchor_csv(path, rows):
 
 
 def test_anchor_cutouts_from_service(server, tmp_path):
-    import pyarrow.parquet as pq
-
     from darkhaloscope.cli import main as cli
+    from darkhaloscope.dataset.hosts import read_host_rows
+    from darkhaloscope.dataset.manifest import is_complete
     from darkhaloscope.dataset.stamp import decode_stamp
-    from darkhaloscope.ml.anchor_stamps import FWHM_TO_SIGMA
+    from darkhaloscope.ml.anchor_stamps import FWHM_TO_SIGMA, load_anchor_stamps
 
     csv = _anchor_csv(tmp_path / "a.csv", [(150.0, 2.0, "L1"), (151.0, 3.0, "L2"), (152.0, 40.0, "north")])
     assert cli(["anchors", "build", "--out", str(tmp_path / "anchors.parquet"), "--catalog", str(csv)]) == 0
     rc = cli(["anchors", "cutouts", "--anchors", str(tmp_path / "anchors.parquet"), "--out", str(tmp_path / "stamps"),
               "--service", f"{server}/ok", "--cache-dir", str(tmp_path / "cache")])
     assert rc == 0
-    t = pq.read_table(tmp_path / "stamps" / "anchor_stamps.parquet").to_pandas()
-    assert list(t["name"]) == ["L1", "L2"]  # Dec 40 is outside DR10 south: skipped by default
-    assert t["cutout_ok"].all() and (t["cutout_source"] == "service").all()
-    st = decode_stamp(t["stamp_npz"][0])
+    root = tmp_path / "stamps" / "anchor_stamps"  # a host table: anchors cutouts is stage over the anchors
+    assert is_complete(str(root))
+    hosts = read_host_rows(str(root)).to_pandas().set_index("name")
+    assert sorted(hosts.index) == ["L1", "L2"]  # Dec 40 is outside DR10 south: skipped by default
+    assert (hosts["stamp_source"] == "cutout_service").all() and not hosts["stamp_quantised"].any()
+    assert (hosts["role"] == "known_lens").all() and (hosts["split"] == "test").all()
+    t, images, info = load_anchor_stamps(root)
+    t = t.set_index("name").loc[["L1", "L2"]]
+    st = decode_stamp(hosts.loc["L1", "stamp_npz"])
     ref = fits.open(io.BytesIO(service_fits(150.0, 2.0, 64, "grz", True, 0.262)))
     np.testing.assert_array_equal(st["image"], np.nan_to_num(ref[0].data))
     assert st["maskbits"].dtype == np.int32 and not t["maskbits_available"].any()
+    assert info["cutout_source"] == {"service": 2} and info["n_without_maskbits"] == 2
     # metadata from the service's Tractor rows, depth from invvar where the catalog lacks it
-    assert t["psf_fwhm_r"][0] == pytest.approx(1.3) and t["psfdepth_r"][0] == pytest.approx(400.0)
+    assert t["psf_fwhm_r"].iloc[0] == pytest.approx(1.3) and t["psfdepth_r"].iloc[0] == pytest.approx(400.0)
     s = 1.5 * FWHM_TO_SIGMA / 0.262
-    assert t["psfdepth_g"][0] == pytest.approx(2500.0 / (4 * np.pi * s * s), rel=1e-5)
-    assert t["metadata_source"][0] == "service-tractor+invvar-depth"
+    assert t["psfdepth_g"].iloc[0] == pytest.approx(2500.0 / (4 * np.pi * s * s), rel=1e-5)
+    assert t["metadata_source"].iloc[0] == "service-tractor+invvar-depth"
 
 
 def test_anchor_cutouts_from_bricks_use_the_training_cutout(shared_data, tmp_path):
-    import pyarrow.parquet as pq
     from astropy.nddata import Cutout2D
     from astropy.wcs import WCS
 
     from darkhaloscope.cli import main as cli
+    from darkhaloscope.dataset.hosts import cutout_from_host_row, read_host_rows
     from darkhaloscope.dataset.stamp import decode_stamp
+    from darkhaloscope.ml.anchor_stamps import load_anchor_stamps
 
     root = shared_data / "desitarget_dr6_coadd_brick"
     img = fits.open(root / "coadd/095/0959p805/legacysurvey-0959p805-image-g.fits.fz")
@@ -250,14 +257,21 @@ def test_anchor_cutouts_from_bricks_use_the_training_cutout(shared_data, tmp_pat
     ra, dec = (float(v) for v in wcs.all_pix2world(400.3, 900.6, 0))
     csv = _anchor_csv(tmp_path / "b.csv", [(ra, dec, "inbrick"), (10.0, 10.0, "nowhere")])
     cli(["anchors", "build", "--out", str(tmp_path / "anchors.parquet"), "--catalog", str(csv)])
-    rc = cli(["anchors", "cutouts", "--anchors", str(tmp_path / "anchors.parquet"), "--out", str(tmp_path / "s.parquet"),
+    rc = cli(["anchors", "cutouts", "--anchors", str(tmp_path / "anchors.parquet"), "--out", str(tmp_path / "s"),
               "--bricks", str(root), "--bands", "g", "--all-dec"])
     assert rc == 0
-    t = pq.read_table(tmp_path / "s.parquet").to_pandas().set_index("name")
-    ok = t.loc["inbrick"]
-    assert ok["cutout_ok"] and ok["cutout_source"] == "bricks" and ok["brickname"] == "0959p805"
+    hosts = {r["name"]: r for r in read_host_rows(str(tmp_path / "s" / "anchor_stamps")).to_pylist()}
+    ok = hosts["inbrick"]
+    assert ok["cutout_ok"] and ok["stamp_source"] == "bricks" and ok["stamp_quantised"] and ok["brickname"] == "0959p805"
     ref = Cutout2D(img[1].data, wcs.all_world2pix(ra, dec, 0), (64, 64), mode="strict").data
     np.testing.assert_array_equal(decode_stamp(ok["stamp_npz"])["image"][0], ref)
-    assert np.isnan(ok["psf_fwhm_g"]) and ok["metadata_source"] == "none"  # no tractor / psfsize: NaN, never 0
-    bad = t.loc["nowhere"]
-    assert not bad["cutout_ok"] and "bricks:" in bad["cutout_reason"]
+    from darkhaloscope.config import Config, replace
+
+    assert cutout_from_host_row(ok, replace(Config(), **{"survey.bands": "g"})).image[0].tobytes() == ref.astype(np.float32).tobytes()
+    t, _, _ = load_anchor_stamps(tmp_path / "s" / "anchor_stamps")
+    row = t.set_index("name").loc["inbrick"]
+    # DR6 has no maskbits file: the host row says so, and so does the anchors' reader
+    assert row["cutout_source"] == "bricks" and not row["maskbits_available"] and "no maskbits file" in row["cutout_note"]
+    assert np.isnan(row["psf_fwhm_g"]) and row["metadata_source"] == "none"  # no tractor / psfsize: NaN, never 0
+    bad = hosts["nowhere"]
+    assert not bad["cutout_ok"] and "bricks:" in bad["cutout_reason"] and bad["stamp_npz"] is None

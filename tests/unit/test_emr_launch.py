@@ -40,7 +40,7 @@ def _repo(tmp_path: Path) -> Path:
         (repo / name).symlink_to(REPO / name)
     # a snapshot of the package: the shared tree may change while the test runs
     shutil.copytree(REPO / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for job in ("generate.py", "build_tasks.py"):
+    for job in ("generate.py", "build_tasks.py", "stage.py"):
         (repo / "jobs" / job).write_text(f"# {job}\n")
     return repo
 
@@ -79,7 +79,7 @@ def _cluster(state, code=None):
 
 
 def _steps(*states):
-    names = ["darkhaloscope build-tasks", "darkhaloscope generate", "darkhaloscope report"]
+    names = ["darkhaloscope build-tasks", "darkhaloscope stage", "darkhaloscope generate", "darkhaloscope report"]
     steps = [{"Id": f"s-{i}", "Name": n, "Status": {"State": st}} for i, (n, st) in enumerate(zip(names, states, strict=True))]
     return {"Steps": list(reversed(steps))}
 
@@ -96,11 +96,11 @@ def test_ec2_launch_creates_polls_with_backoff_and_prints_the_manifest(world, ca
     with Stubber(emr) as stub:
         stub.add_response("run_job_flow", {"JobFlowId": "j-TEST"}, expected_params=copy.deepcopy(ec2_request(cfg, layout)))
         for cluster, steps in [
-            (_cluster("STARTING"), _steps("PENDING", "PENDING", "PENDING")),
-            (_cluster("RUNNING"), _steps("COMPLETED", "RUNNING", "PENDING")),
-            (_cluster("RUNNING"), _steps("COMPLETED", "RUNNING", "PENDING")),
-            (_cluster("TERMINATING", "ALL_STEPS_COMPLETED"), _steps("COMPLETED", "COMPLETED", "COMPLETED")),
-            (_cluster("TERMINATED", "ALL_STEPS_COMPLETED"), _steps("COMPLETED", "COMPLETED", "COMPLETED")),
+            (_cluster("STARTING"), _steps("PENDING", "PENDING", "PENDING", "PENDING")),
+            (_cluster("RUNNING"), _steps("COMPLETED", "RUNNING", "PENDING", "PENDING")),
+            (_cluster("RUNNING"), _steps("COMPLETED", "COMPLETED", "RUNNING", "PENDING")),
+            (_cluster("TERMINATING", "ALL_STEPS_COMPLETED"), _steps("COMPLETED", "COMPLETED", "COMPLETED", "COMPLETED")),
+            (_cluster("TERMINATED", "ALL_STEPS_COMPLETED"), _steps("COMPLETED", "COMPLETED", "COMPLETED", "COMPLETED")),
         ]:
             stub.add_response("describe_cluster", cluster, expected_params={"ClusterId": "j-TEST"})
             stub.add_response("list_steps", steps, expected_params={"ClusterId": "j-TEST"})
@@ -120,7 +120,7 @@ def test_ec2_failed_step_raises_with_the_reason(world):
     with Stubber(emr) as stub:
         stub.add_response("run_job_flow", {"JobFlowId": "j-TEST"})
         stub.add_response("describe_cluster", _cluster("TERMINATED_WITH_ERRORS", "STEP_FAILURE"))
-        stub.add_response("list_steps", _steps("COMPLETED", "FAILED", "CANCELLED"))
+        stub.add_response("list_steps", _steps("COMPLETED", "COMPLETED", "FAILED", "CANCELLED"))
         with pytest.raises(DatasetError) as err:
             launch(cfg, Clients(s3=s3, emr=emr), repo=repo, sleep=lambda s: None, log=lambda *_: None)
     assert err.value.reason == "STEP_FAILURE" and "j-TEST" in str(err.value)
@@ -161,9 +161,9 @@ def test_serverless_launch_creates_application_and_runs_each_stage(world, capsys
                 stub.add_response("get_job_run", run_state(state, job), expected_params={"applicationId": app, "jobRunId": job})
         result = launch(cfg, Clients(s3=s3, serverless=sls), repo=repo, sleep=sleeps.append, run_id="t2")
         stub.assert_no_pending_responses()
-    assert sleeps == [15.0] + [15.0, 30.0] * 3  # back-off restarts for each wait
+    assert sleeps == [15.0] + [15.0, 30.0] * len(cfg.emr.steps)  # back-off restarts for each wait
     assert result["id"] == app and result["manifest"]["rows"] == MANIFEST["rows"]
-    assert "report job run jr2: SUCCESS" in capsys.readouterr().out
+    assert f"report job run jr{len(cfg.emr.steps) - 1}: SUCCESS" in capsys.readouterr().out
 
 
 def test_launch_refuses_when_not_packaged(tmp_path, s3_bucket):

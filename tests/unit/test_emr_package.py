@@ -35,6 +35,7 @@ def make_repo(tmp_path: Path) -> Path:
     shutil.copytree(REPO / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (repo / "jobs" / "generate.py").write_text("print('generate')\n")
     (repo / "jobs" / "build_tasks.py").write_text("print('build_tasks')\n")
+    (repo / "jobs" / "stage.py").write_text("print('stage')\n")
     return repo
 
 

@@ -103,3 +103,23 @@ def test_bench_not_json_is_a_clear_error(tmp_path):
     bench.write_text("{not json")
     with pytest.raises(DataFileError, match="results.json"):
         read_bench(bench)
+
+
+def test_plan_sizes_stage_and_generate_from_hosts(tmp_path, capsys):
+    """configs/emr-dr10.yaml stages then generates from the host table: both steps are sized from
+    their own bench figures, and the run pays one start-up."""
+    bench = tmp_path / "results.json"
+    figures = {"end_to_end_core_ms_per_stamp": 137.5, "bytes_per_stamp": 38_500.0, "stage_core_ms_per_stamp": 7.0,
+               "host_table_bytes_per_stamp": 21_000.0, "generate_from_hosts_core_ms_per_stamp": 8.0}
+    bench.write_text(json.dumps(figures))
+    gen = _expected(SEED_STAMPS, 8.0, 38_500.0, eff=0.8)
+    stage = _expected(SEED_STAMPS, 7.0, 21_000.0, eff=0.8)
+    got = json.loads(_plan(capsys, "--tasks", str(SEED_STAMPS), "--bench", str(bench), "--json"))
+    assert got["core_ms_per_stamp"] == 8.0 and "generate_from_hosts" in got["cost_source"]
+    assert got["work_vcpu_hours"] == pytest.approx(gen["work"], rel=1e-12)
+    assert got["stage"]["work_vcpu_hours"] == pytest.approx(stage["work"], rel=1e-12)
+    assert got["stage"]["output_gb"] == pytest.approx(stage["output_gb"], rel=1e-12)
+    assert got["total_wall_hours"] == pytest.approx(gen["wall"] + stage["wall"] - 12.0 / 60.0, rel=1e-12)
+    assert got["total_cost_usd"] == pytest.approx(gen["cost"] * got["total_wall_hours"] / gen["wall"], rel=1e-9)
+    text = _plan(capsys, "--tasks", str(SEED_STAMPS), "--bench", str(bench))
+    assert "stage step" in text and f"{got['total_wall_hours']:.2f} h" in text

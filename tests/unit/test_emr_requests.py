@@ -61,7 +61,7 @@ def test_run_job_flow_matches_the_emr_model(cfg, layout):
     assert {c["InstanceType"] for c in fleets["TASK"]["InstanceTypeConfigs"]} >= {"m5.2xlarge", "m6i.2xlarge"}
     assert req["LogUri"] == "s3://my-dhs-bucket/darkhaloscope/emr/logs/"
     assert req["ReleaseLabel"] == "emr-7.5.0" and req["Applications"] == [{"Name": "Spark"}]
-    assert [s["Name"] for s in req["Steps"]] == ["darkhaloscope build-tasks", "darkhaloscope generate", "darkhaloscope report"]
+    assert [s["Name"] for s in req["Steps"]] == ["darkhaloscope build-tasks", "darkhaloscope stage", "darkhaloscope generate", "darkhaloscope report"]
     assert req["BootstrapActions"][0]["ScriptBootstrapAction"]["Path"] == layout.bootstrap
     for step in req["Steps"]:
         assert step["ActionOnFailure"] == "TERMINATE_CLUSTER"
@@ -76,10 +76,16 @@ def test_run_job_flow_matches_the_emr_model(cfg, layout):
         assert args[args.index("--files") + 1] == layout.config
         # the job reads the config shipped with --files from its working directory
         assert args[args.index("--config") + 1] == "dr10-v1.config.yaml" == Path(layout.config).name
-    gen = req["Steps"][1]["HadoopJarStep"]["Args"]
+    stage = req["Steps"][1]["HadoopJarStep"]["Args"]
+    entry = stage.index(layout.jobs["stage.py"])
+    assert stage[entry + 1:] == ["--config", "dr10-v1.config.yaml", "--tasks", cfg.paths.tasks, "--bricks", cfg.paths.survey_root,
+                                 "--out", cfg.paths.hosts, "--resume"]
+    gen = req["Steps"][2]["HadoopJarStep"]["Args"]
     entry = gen.index(layout.jobs["generate.py"])
-    assert gen[entry + 1:] == ["--config", "dr10-v1.config.yaml", "--tasks", cfg.paths.tasks, "--bricks",
-                               cfg.paths.survey_root, "--bank", cfg.paths.bank, "--out", cfg.paths.dataset, "--resume"]
+    # stage then generate: generate reads the host table, never the bricks
+    assert layout.hosts == f"{cfg.paths.hosts}/{cfg.stage.name}"
+    assert gen[entry + 1:] == ["--config", "dr10-v1.config.yaml", "--hosts", layout.hosts, "--bank", cfg.paths.bank,
+                               "--out", cfg.paths.dataset, "--resume"]
     assert {"Key": "config_hash", "Value": config_hash(cfg)} in req["Tags"]
 
 
@@ -161,6 +167,24 @@ def test_unrunnable_config_names_the_field(cfg, changes, field):
     with pytest.raises(ConfigError) as err:
         pkg.run_layout(replace(cfg, **changes), "c", "e")
     assert err.value.field == field
+
+
+def test_generate_alone_on_bricks_or_on_an_existing_host_table(cfg):
+    bricks = replace(cfg, **{"emr.steps": ["generate", "report"]})
+    lay = pkg.run_layout(bricks, "c", "e")
+    args = ec2_request(bricks, lay)["Steps"][0]["HadoopJarStep"]["Args"]
+    assert lay.hosts == "" and "--bricks" in args and "--hosts" not in args
+    hosts = replace(cfg, **{"emr.steps": ["generate"], "emr.generate_from": "hosts"})
+    lay = pkg.run_layout(hosts, "c", "e")
+    args = ec2_request(hosts, lay)["Steps"][0]["HadoopJarStep"]["Args"]
+    assert args[args.index("--hosts") + 1] == lay.hosts and "--bricks" not in args
+    with pytest.raises(ConfigError) as err:
+        pkg.run_layout(replace(cfg, **{"emr.steps": ["generate", "stage"]}), "c", "e")
+    assert err.value.field == "emr.steps"
+    with pytest.raises(ConfigError) as err:
+        pkg.run_layout(replace(cfg, **{"paths.hosts": "out/hosts"}), "c", "e")
+    assert err.value.field == "paths.hosts"
+    assert config_hash(hosts) == config_hash(replace(hosts, **{"emr.generate_from": "bricks"}))  # execution only
 
 
 def test_requests_are_deterministic(cfg, layout):

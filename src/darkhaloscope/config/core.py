@@ -249,6 +249,7 @@ EXECUTION_ONLY_FIELDS = (
     "generate.s3_endpoint",
     "generate.s3_region",
     "stage",
+    "emr.generate_from",
     "survey.brick_cache_size",
     "survey.decoded_cache_mb",
     "train.num_workers",

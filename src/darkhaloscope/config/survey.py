@@ -16,6 +16,7 @@ class PathsConfig:
     tasks: str = param("out/tasks", "Task table folder (Parquet).", "path/URL")
     bank: str = param("out/bank.h5", "Source bank HDF5 file.", "path/URL")
     dataset: str = param("out/dataset", "Stamp dataset root.", "path/URL")
+    hosts: str = param("out/hosts", "Host table root: stage writes <hosts>/<stage.name>, generate --hosts reads it.", "path/URL")
     cache_dir: str = param("", "Local cache for remote files (bank downloads, cutout service); empty = ~/.cache/darkhaloscope.", "path")
 
 

@@ -21,14 +21,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 
 from ..config import Config
 from ..errors import CatalogError, DatasetError, redact
 from ..survey.cutout import Cutout
-from .host_schema import BASE_HOST_SCHEMA, HOST_FORMAT, STAMP_SOURCES
+from .host_schema import HOST_FORMAT, STAMP_SOURCES
+from .reader import read_split, split_dataset
 from .stamp import decode_stamp, decode_stamp_grids, encode_stamp
-from .storage import StorageOptions, filesystem_for, join
+from .storage import StorageOptions, filesystem_for
 
 
 def host_hash(cfg: Config) -> str:
@@ -88,26 +88,20 @@ def cutout_from_host_row(row: Mapping[str, Any], cfg: Config) -> Cutout:
     return Cutout(arrays["image"], arrays["invvar"], arrays["maskbits"], True, None, brick, row.get("cutout_note"), grids)
 
 
-def host_dataset(url: str, split: str | None = None, options: StorageOptions | None = None) -> pads.Dataset:
-    """A pyarrow dataset over a host table's shards (``<url>/split=<split>/*.parquet``; every
-    split when None). Its schema is the table's own (task columns passed through)."""
-    from pyarrow import fs as pafs
-
-    fs, path = filesystem_for(url, options)
-    base = join(path, f"split={split}") if split else path
-    try:
-        kind = fs.get_file_info(base).type
-    except OSError as exc:
-        raise DatasetError(f"cannot reach host table {redact(url)}: {redact(str(exc))}", path=redact(url)) from None
-    if kind == pafs.FileType.NotFound:
-        if split and fs.get_file_info(path).type != pafs.FileType.NotFound:
-            return pads.dataset([], schema=BASE_HOST_SCHEMA)  # a split with no rows
-        raise DatasetError(f"host table not found: {redact(url)}", path=redact(url))
-    return pads.dataset(base, filesystem=fs, format="parquet", partitioning=None, ignore_prefixes=["_", "."])
-
-
 def read_host_rows(url: str, split: str | None = None, columns: Sequence[str] | None = None, filter=None,
                    options: StorageOptions | None = None) -> pa.Table:
-    """The rows of a host table (one split, or all) as an Arrow table; ``columns`` to read only
-    those (leave out ``stamp_npz`` for metadata). Rows of one shard are in ``task_id`` order."""
-    return host_dataset(url, split, options).to_table(columns=list(columns) if columns else None, filter=filter)
+    """The rows of a host table (one split, or every split when None) as an Arrow table, in the
+    table's own schema (task columns passed through); ``columns`` to read only those (leave out
+    ``stamp_npz`` for metadata). DatasetError naming the URL when there is no table there."""
+    from pyarrow import fs as pafs
+
+    try:
+        fs, path = filesystem_for(url, options)
+        missing = fs.get_file_info(path).type == pafs.FileType.NotFound
+    except OSError as exc:
+        raise DatasetError(f"cannot reach host table {redact(url)}: {redact(str(exc))}", path=redact(url)) from None
+    if missing:
+        raise DatasetError(f"host table not found: {redact(url)}", path=redact(url))
+    if split is not None:
+        return read_split(url, split, columns, filter, options, schema=None)
+    return split_dataset(url, None, options, schema=None).to_table(columns=list(columns) if columns else None, filter=filter)

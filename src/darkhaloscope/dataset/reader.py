@@ -15,31 +15,35 @@ from .schema import STAMP_SCHEMA
 from .storage import StorageOptions, filesystem_for, join
 
 
-def split_dataset(root: str, split: str | None = None, options: StorageOptions | None = None) -> pads.Dataset:
+def split_dataset(root: str, split: str | None = None, options: StorageOptions | None = None, schema: pa.Schema | None = STAMP_SCHEMA) -> pads.Dataset:
     """A pyarrow dataset over ``<root>/split=<split>/*.parquet`` (all splits when ``split`` is None).
 
-    Files starting with ``_`` or ``.`` (manifest, _SUCCESS, temporary files) are ignored."""
+    Files starting with ``_`` or ``.`` (manifest, _SUCCESS, temporary files) are ignored.
+    ``schema``: the stamp schema by default; None takes the files' own (host tables, whose
+    schema carries the position table's columns)."""
     from pyarrow import fs as pafs
 
     fs, path = filesystem_for(root, options)
     base = join(path, f"split={split}") if split else path
     if fs.get_file_info(base).type == pafs.FileType.NotFound:
         # A split with no shards (tiny runs) reads as empty, not as an error.
-        return pads.dataset([], schema=STAMP_SCHEMA)
+        return pads.dataset([], schema=schema or STAMP_SCHEMA)
     return pads.dataset(
         base,
         filesystem=fs,
         format="parquet",
-        schema=STAMP_SCHEMA,
+        schema=schema,
         partitioning=None,
         exclude_invalid_files=False,
         ignore_prefixes=["_", "."],
     )
 
 
-def read_split(root: str, split: str, columns: Sequence[str] | None = None, filter=None, options: StorageOptions | None = None) -> pa.Table:
-    """The rows of one split as an Arrow table (``columns`` to read only those)."""
-    return split_dataset(root, split, options).to_table(columns=list(columns) if columns else None, filter=filter)
+def read_split(root: str, split: str, columns: Sequence[str] | None = None, filter=None, options: StorageOptions | None = None,
+               schema: pa.Schema | None = STAMP_SCHEMA) -> pa.Table:
+    """The rows of one split as an Arrow table (``columns`` to read only those); ``schema=None``
+    for a host table (``dataset.hosts.read_host_rows`` does that)."""
+    return split_dataset(root, split, options, schema).to_table(columns=list(columns) if columns else None, filter=filter)
 
 
 def iter_batches(root: str, split: str | None = None, columns: Sequence[str] | None = None, batch_size: int = 1024, filter=None, options: StorageOptions | None = None) -> Iterator[pa.RecordBatch]:

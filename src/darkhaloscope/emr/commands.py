@@ -54,10 +54,22 @@ def main(args: argparse.Namespace) -> int:
     """Run one sub-command; returns the exit code."""
     cfg = _config(args)
     if args.emr_command == "plan":
-        from .sizing import format_plan, plan_as_dict, plan_run, read_bench
+        from .sizing import (
+            format_plan,
+            format_stage_plan,
+            plan_as_dict,
+            plan_run,
+            plan_stage,
+            read_bench,
+        )
 
-        plan = plan_run(cfg, args.tasks, read_bench(args.bench), bench_path=str(args.bench))
-        print(json.dumps(plan_as_dict(plan), indent=2) if args.json else format_plan(plan, cfg))
+        bench = read_bench(args.bench)
+        plan = plan_run(cfg, args.tasks, bench, bench_path=str(args.bench))
+        stage = plan_stage(cfg, args.tasks, bench, bench_path=str(args.bench)) if "stage" in cfg.emr.steps else None
+        if args.json:
+            print(json.dumps(plan_as_dict(plan, stage), indent=2))
+        else:
+            print(format_plan(plan, cfg) + ("\n" + format_stage_plan(stage, plan) if stage else ""))
         return 0
     if args.emr_command == "package":
         from . import package as pkg

@@ -94,7 +94,7 @@ def planned_requests(cfg: Config, layout: pkg.RunLayout, run_id: str) -> list[tu
 
 def _preflight(s3, layout: pkg.RunLayout, cfg: Config) -> None:
     needed = [layout.code_zip, layout.run_cli, layout.bootstrap]
-    needed += [layout.jobs[n] for n in ("build_tasks.py", "generate.py")]
+    needed += list(layout.jobs.values())
     if cfg.emr.python == "archive":
         needed.append(layout.env_archive)
     missing = [u for u in needed if not pkg.s3_exists(s3, u)]
@@ -103,6 +103,9 @@ def _preflight(s3, layout: pkg.RunLayout, cfg: Config) -> None:
             f"not on S3 for this code/requirements: {missing}; run `darkhaloscope emr package` first",
             path=missing[0],
         )
+    if layout.hosts and "stage" not in cfg.emr.steps and not pkg.s3_exists(s3, f"{layout.hosts}/_SUCCESS"):
+        raise StorageError(f"generate reads the host table {layout.hosts} (emr.generate_from = {cfg.emr.generate_from!r}) but it has no "
+                           "_SUCCESS: add 'stage' to emr.steps or stage it first", path=layout.hosts, field="emr.generate_from")
 
 
 def read_manifest(s3, url: str) -> dict:

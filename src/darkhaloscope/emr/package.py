@@ -36,8 +36,10 @@ import yaml
 from packaging.requirements import Requirement
 
 from ..config import Config, config_hash, config_to_dict
-from ..dataset.storage import is_s3, join
-from ..errors import ConfigError, DataFileError, StorageError
+from ..errors import DataFileError, StorageError
+from .layout import JOB_FILES, RunLayout, check_emr_config, run_layout
+
+__all__ = ["REPO_ROOT", "PackagePlan", "RunLayout", "Upload", "check_emr_config", "package", "plan_package", "run_layout", "upload"]
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 # EMR provides pyspark (Spark 3.5); pandas stays (pyspark's Arrow helpers use it).
@@ -47,27 +49,6 @@ PYTHON_VERSION = "3.11"
 # Amazon Linux 2023 (EMR 7.x) has glibc 2.34: every compiled wheel must be manylinux <= 2.34.
 MAX_GLIBC = (2, 34)
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-
-
-@dataclass(frozen=True)
-class RunLayout:
-    """Every S3 location a run uses (all ``s3://`` URLs)."""
-
-    env_archive: str
-    code_zip: str
-    jobs: dict
-    run_cli: str
-    bootstrap: str
-    config: str
-    config_name: str
-    logs: str
-    dataset_root: str
-    dataset: str
-    manifest: str
-    tasks: str
-    bank: str
-    bricks: str
-    catalogs: str
 
 
 @dataclass(frozen=True)
@@ -209,73 +190,6 @@ def resolved_config_yaml(cfg: Config) -> bytes:
 # --------------------------------------------------------------------------------------------
 
 
-def _require_s3(name: str, value: str) -> str:
-    if not is_s3(value):
-        raise ConfigError(f"config field '{name}' must be an s3:// URL for EMR, got {value!r}", field=name)
-    return value.rstrip("/")
-
-
-def check_emr_config(cfg: Config) -> None:
-    """Reject settings EMR cannot run with, naming the field."""
-    emr = cfg.emr
-    if not emr.bucket:
-        raise ConfigError("config field 'emr.bucket' must name the S3 bucket for code, logs and output", field="emr.bucket")
-    label = emr.release_label
-    try:
-        major, minor = (int(x) for x in label.removeprefix("emr-").split(".")[:2])
-    except ValueError:
-        raise ConfigError(f"config field 'emr.release_label' = {label!r} is not of the form emr-7.X.Y", field="emr.release_label") from None
-    if (major, minor) < (7, 1):
-        raise ConfigError(
-            f"config field 'emr.release_label' = {label!r}: needs emr-7.1.0 or later (Spark 3.5 with Python 3.11 on the nodes)",
-            field="emr.release_label",
-        )
-    unknown = [s for s in emr.steps if s not in ("build-tasks", "generate", "report")]
-    if unknown or not emr.steps:
-        raise ConfigError(f"config field 'emr.steps' = {emr.steps!r}: each must be build-tasks, generate or report", field="emr.steps")
-    if emr.mode == "ec2" and emr.python == "image":
-        raise ConfigError("config field 'emr.python' = 'image' is for EMR Serverless; EMR on EC2 uses the archive", field="emr.python")
-    if emr.mode == "serverless" and emr.python == "image" and not emr.serverless_image_uri:
-        raise ConfigError("config field 'emr.serverless_image_uri' is required when emr.python = 'image'", field="emr.serverless_image_uri")
-    if emr.mode == "serverless" and not emr.execution_role_arn:
-        raise ConfigError("config field 'emr.execution_role_arn' is required for EMR Serverless", field="emr.execution_role_arn")
-    if emr.executor_cores > emr.vcpus_per_instance:
-        raise ConfigError("config field 'emr.executor_cores' exceeds emr.vcpus_per_instance", field="emr.executor_cores")
-    if "build-tasks" in emr.steps:
-        _require_s3("emr.catalogs", emr.catalogs)
-    for name in ("dataset", "tasks", "bank"):
-        _require_s3(f"paths.{name}", getattr(cfg.paths, name))
-    if not (is_s3(cfg.paths.survey_root) or cfg.paths.survey_root.startswith("https://")):
-        raise ConfigError("config field 'paths.survey_root' must be s3:// or https:// for EMR", field="paths.survey_root")
-
-
-def run_layout(cfg: Config, code_ids: str, env_ids: str) -> RunLayout:
-    """Where everything lives on S3 for this config, code and environment."""
-    check_emr_config(cfg)
-    base = f"s3://{cfg.emr.bucket}/{cfg.emr.prefix.strip('/')}".rstrip("/")
-    code = f"{base}/code/{code_ids}"
-    dataset_root = cfg.paths.dataset.rstrip("/")
-    name = cfg.generate.dataset_name
-    jobs = {n: f"{code}/jobs/{n}" for n in ("build_tasks.py", "generate.py")}
-    return RunLayout(
-        env_archive=f"{base}/env/{env_ids}/env.tar.gz",
-        code_zip=f"{code}/darkhaloscope.zip",
-        jobs=jobs,
-        run_cli=f"{code}/run_cli.py",
-        bootstrap=f"{code}/bootstrap/ensure-python311.sh",
-        config=join(dataset_root, f"{name}.config.yaml"),
-        config_name=f"{name}.config.yaml",
-        logs=f"{base}/logs/",
-        dataset_root=dataset_root,
-        dataset=join(dataset_root, name),
-        manifest=join(dataset_root, name, "_manifest.json"),
-        tasks=cfg.paths.tasks.rstrip("/"),
-        bank=cfg.paths.bank,
-        bricks=cfg.paths.survey_root.rstrip("/"),
-        catalogs=cfg.emr.catalogs.rstrip("/"),
-    )
-
-
 def plan_package(cfg: Config, repo: Path = REPO_ROOT, env_archive: Path | None = None,
                  build_env: bool = True) -> PackagePlan:
     """Everything ``emr package`` includes and uploads, computed from local files only."""
@@ -284,7 +198,7 @@ def plan_package(cfg: Config, repo: Path = REPO_ROOT, env_archive: Path | None =
     files = code_files(repo)
     payloads = {"darkhaloscope.zip": build_code_zip(files)}
     jobs = job_files(repo)
-    missing = [n for n in ("build_tasks.py", "generate.py") if n not in jobs]
+    missing = [n for n in JOB_FILES if n not in jobs]
     if missing:
         raise DataFileError(f"spark entry points missing under {repo / 'jobs'}: {missing}", path=str(repo / "jobs"))
     for name, path in jobs.items():

@@ -6,7 +6,8 @@ the tests catch a wrong field offline.
 
 EMR on EC2: one ``run_job_flow`` with instance fleets (on-demand primary and core, a spot task
 fleet over several instance types), a bootstrap action that makes sure Python 3.11 is there,
-and one ``command-runner.jar`` spark-submit step per stage (build-tasks, generate, report),
+and one ``command-runner.jar`` spark-submit step per stage (build-tasks, stage, generate, report;
+generate reads the host table stage wrote, ``layout.hosts``, or the bricks),
 ``KeepJobFlowAliveWhenNoSteps=False`` so the cluster terminates when the last step ends (or on
 the first failure: ``ActionOnFailure=TERMINATE_CLUSTER``).
 
@@ -24,10 +25,10 @@ from botocore.validate import ParamValidator
 
 from ..config import Config, config_hash
 from ..errors import ConfigError
-from .package import RunLayout
+from .layout import RunLayout
 
 ARCHIVE_PYTHON = "./environment/bin/python"
-STEP_ENTRY = {"build-tasks": "build_tasks.py", "generate": "generate.py", "report": "run_cli.py"}
+STEP_ENTRY = {"build-tasks": "build_tasks.py", "stage": "stage.py", "generate": "generate.py", "report": "run_cli.py"}
 
 
 def _python_path(cfg: Config) -> str:
@@ -40,10 +41,14 @@ def step_entry(cfg: Config, layout: RunLayout, step: str) -> tuple[str, list[str
     conf = layout.config_name  # shipped with --files: the driver finds it in its working dir
     if step == "build-tasks":
         return layout.jobs["build_tasks.py"], ["--config", conf, "--catalogs", layout.catalogs, "--out", layout.tasks]
+    resume = ["--resume"] if cfg.emr.resume else []
+    if step == "stage":
+        args = ["--config", conf, "--tasks", layout.tasks, "--bricks", layout.bricks, "--out", layout.hosts_root]
+        return layout.jobs["stage.py"], args + resume
     if step == "generate":
-        args = ["--config", conf, "--tasks", layout.tasks, "--bricks", layout.bricks, "--bank", layout.bank,
-                "--out", layout.dataset_root]
-        return layout.jobs["generate.py"], args + (["--resume"] if cfg.emr.resume else [])
+        source = ["--hosts", layout.hosts] if layout.hosts else ["--tasks", layout.tasks, "--bricks", layout.bricks]
+        args = ["--config", conf, *source, "--bank", layout.bank, "--out", layout.dataset_root]
+        return layout.jobs["generate.py"], args + resume
     if step == "report":
         return layout.run_cli, ["report", "--config", conf, "--dataset", layout.dataset, "--bank", layout.bank]
     raise ConfigError(f"unknown step {step!r} in emr.steps", field="emr.steps")

@@ -34,7 +34,12 @@ SEED_VCPU_HOURS = 680.0
 SEED_BYTES = 490e9
 DEFAULT_CORE_MS_PER_STAMP = SEED_VCPU_HOURS * 3.6e6 / SEED_STAMPS
 DEFAULT_BYTES_PER_STAMP = SEED_BYTES / SEED_STAMPS
-BENCH_KEYS = ("end_to_end_core_ms_per_stamp", "bytes_per_stamp")
+BENCH_KEYS = ("end_to_end_core_ms_per_stamp", "bytes_per_stamp", "stage_core_ms_per_stamp", "host_table_bytes_per_stamp",
+              "generate_from_hosts_core_ms_per_stamp")
+# stage defaults when `make bench` has not run: bench_stage on the demo survey (2 shared cores,
+# load ~2.8, 2026-12-05): local bricks; a DR10 brick holds ~37 LRGs, so real stages cost more I/O.
+DEFAULT_STAGE_CORE_MS_PER_STAMP = 6.9
+DEFAULT_HOST_BYTES_PER_STAMP = 21_486.0
 # S3 Standard, us-east-1, first 50 TB (USD per GB-month): for the storage line only.
 S3_USD_PER_GB_MONTH = 0.023
 
@@ -91,25 +96,49 @@ def read_bench(path: str | Path | None) -> dict:
 
 
 def plan_run(cfg: Config, n_tasks: int, bench: dict | None = None, bench_path: str = "") -> RunPlan:
-    """Size a run of ``n_tasks`` stamps on the cluster described by ``cfg.emr`` (formula above)."""
-    if n_tasks < 1:
-        raise DataFileError(f"--tasks must be >= 1, got {n_tasks}", field="tasks")
-    emr = cfg.emr
+    """Size the generate job of ``n_tasks`` stamps on the cluster of ``cfg.emr`` (formula above).
+    Generating from a host table (``emr.layout.uses_hosts``) uses
+    ``generate_from_hosts_core_ms_per_stamp`` when the bench has it (else the from-bricks figure,
+    an upper bound: it includes the survey read)."""
+    from .layout import uses_hosts
+
     bench = bench or {}
-    if "end_to_end_core_ms_per_stamp" in bench:
-        c = bench["end_to_end_core_ms_per_stamp"]
-        cost_source = f"{bench_path or 'bench'}: end_to_end_core_ms_per_stamp"
-        efficiency = emr.parallel_efficiency
+    src = bench_path or "bench"
+    if uses_hosts(cfg) and "generate_from_hosts_core_ms_per_stamp" in bench:
+        c, cost_source, efficiency = bench["generate_from_hosts_core_ms_per_stamp"], f"{src}: generate_from_hosts_core_ms_per_stamp", cfg.emr.parallel_efficiency
+    elif "end_to_end_core_ms_per_stamp" in bench:
+        c, cost_source, efficiency = bench["end_to_end_core_ms_per_stamp"], f"{src}: end_to_end_core_ms_per_stamp", cfg.emr.parallel_efficiency
     else:
         c = DEFAULT_CORE_MS_PER_STAMP
         cost_source = "default: the seeds' 680 vCPU-h / 11,751,600 stamps (end-to-end, efficiency 1)"
         efficiency = 1.0
     if "bytes_per_stamp" in bench:
-        b = bench["bytes_per_stamp"]
-        bytes_source = f"{bench_path or 'bench'}: bytes_per_stamp"
+        b, bytes_source = bench["bytes_per_stamp"], f"{src}: bytes_per_stamp"
     else:
-        b = DEFAULT_BYTES_PER_STAMP
-        bytes_source = "default: the seeds' 490 GB / 11,751,600 stamps"
+        b, bytes_source = DEFAULT_BYTES_PER_STAMP, "default: the seeds' 490 GB / 11,751,600 stamps"
+    return _size(cfg, n_tasks, c, b, cost_source, bytes_source, efficiency)
+
+
+def plan_stage(cfg: Config, n_tasks: int, bench: dict | None = None, bench_path: str = "") -> RunPlan:
+    """Size the stage job (survey -> host table) of ``n_tasks`` positions, same formula, with
+    ``stage_core_ms_per_stamp`` and ``host_table_bytes_per_stamp`` (bench, else the defaults)."""
+    bench = bench or {}
+    src = bench_path or "bench"
+    if "stage_core_ms_per_stamp" in bench:
+        c, cost_source = bench["stage_core_ms_per_stamp"], f"{src}: stage_core_ms_per_stamp"
+    else:
+        c, cost_source = DEFAULT_STAGE_CORE_MS_PER_STAMP, "default: bench_stage on the demo survey (local bricks)"
+    if "host_table_bytes_per_stamp" in bench:
+        b, bytes_source = bench["host_table_bytes_per_stamp"], f"{src}: host_table_bytes_per_stamp"
+    else:
+        b, bytes_source = DEFAULT_HOST_BYTES_PER_STAMP, "default: bench_stage on the demo survey"
+    return _size(cfg, n_tasks, c, b, cost_source, bytes_source, cfg.emr.parallel_efficiency)
+
+
+def _size(cfg: Config, n_tasks: int, c: float, b: float, cost_source: str, bytes_source: str, efficiency: float) -> RunPlan:
+    if n_tasks < 1:
+        raise DataFileError(f"--tasks must be >= 1, got {n_tasks}", field="tasks")
+    emr = cfg.emr
     instances = emr.core_instances + emr.spot_instances
     per_instance = emr.vcpus_per_instance // emr.executor_cores
     executors = max(instances * per_instance - 1, 1)
@@ -153,6 +182,26 @@ def format_plan(plan: RunPlan, cfg: Config) -> str:
     ])
 
 
-def plan_as_dict(plan: RunPlan) -> dict:
-    """JSON-able plan (``emr plan --json``)."""
-    return asdict(plan)
+def plan_as_dict(plan: RunPlan, stage: RunPlan | None = None) -> dict:
+    """JSON-able plan (``emr plan --json``): the generate job's figures, and with a stage step
+    ``stage`` (the same figures for it) and the run's ``total_wall_hours`` / ``total_cost_usd``."""
+    out = asdict(plan)
+    if stage is not None:
+        out["stage"] = asdict(stage)
+        out["total_wall_hours"] = plan.wall_hours + stage.wall_hours - plan.startup_hours  # one cluster start-up
+        out["total_cost_usd"] = (plan.cost_usd + stage.cost_usd) * out["total_wall_hours"] / (plan.wall_hours + stage.wall_hours)
+    return out
+
+
+def format_stage_plan(stage: RunPlan, plan: RunPlan) -> str:
+    """The stage step's lines of ``emr plan`` and the run's total (one cluster start-up)."""
+    d = plan_as_dict(plan, stage)
+    return "\n".join([
+        "emr plan, stage step (survey -> host table, read once) on the same cluster:",
+        f"  per-stamp cost     : {stage.core_ms_per_stamp:.1f} core-ms/stamp  [{stage.cost_source}]",
+        f"  host table size    : {stage.bytes_per_stamp:,.0f} B/stamp -> {stage.output_gb:,.1f} GB  [{stage.bytes_source}]",
+        f"  stamp work         : {stage.work_vcpu_hours:,.1f} vCPU-hours, {stage.wall_hours - stage.startup_hours:.2f} h",
+        f"  S3 storage         : ${stage.s3_usd_per_month:,.2f}/month for the host table",
+        f"run total (stage + generate, one start-up): {d['total_wall_hours']:.2f} h, ${d['total_cost_usd']:,.2f}; "
+        "a new recipe on the same hosts costs the generate step alone",
+    ])

@@ -1,12 +1,13 @@
 """``darkhaloscope anchors build|cutouts``: known-lens anchor sets and their stamps.
 
     darkhaloscope anchors build --out anchors.parquet [--catalog FILE ...]
-    darkhaloscope anchors cutouts --anchors anchors.parquet --out anchor_stamps/ [--bricks ROOT | --service URL]
+    darkhaloscope anchors cutouts --anchors anchors.parquet --out OUT [--bricks ROOT | --service URL]
 
 ``build`` without ``--catalog`` reads lenscat + the Stein 2021 tables under the shared data
 folder (``$DARKHALOSCOPE_SHARED_DATA`` or ``../shared/data`` next to the repository).
-``cutouts`` writes ``<out>/anchor_stamps.parquet`` (or ``--out`` itself when it ends in
-``.parquet``) and a JSON summary beside it.
+``cutouts`` is the stage job over the anchor table (``ml/anchor_stamps.py``): it writes the host
+table ``OUT/anchor_stamps`` (read by ``evaluate --anchors OUT/anchor_stamps``), the position
+table ``OUT/anchor_positions.parquet`` and ``OUT/anchor_stamps.summary.json``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     c = sub.add_parser("cutouts", help="64x64 grz stamps of anchors from bricks or the cutout service")
     c.add_argument("--anchors", required=True, help="anchor Parquet from `anchors build`")
-    c.add_argument("--out", required=True, help="output folder (or .parquet file)")
+    c.add_argument("--out", required=True, help="output folder: the host table goes to OUT/anchor_stamps")
     c.add_argument("--bricks", help="DR10 survey root (local, s3:// or https://): the training stamps' code")
     c.add_argument("--service", help="cutout service base URL, e.g. https://www.legacysurvey.org/viewer")
     c.add_argument("--layer", default="ls-dr10", help="service layer (default ls-dr10)")
@@ -63,11 +64,10 @@ def _build(args) -> int:
 
 
 def _cutouts(args) -> int:
-    import pyarrow.parquet as pq
-
+    from ..dataset.hosts import read_host_rows
     from ..dataset.storage import StorageOptions
-    from ..survey.cutout_service import CutoutService, ServiceOptions
-    from .anchor_stamps import make_anchor_stamps
+    from ..survey.cutout_service import ServiceOptions
+    from .anchor_stamps import stage_anchors
     from .anchors import SETS, read_anchors
 
     if not args.bricks and not args.service:
@@ -90,19 +90,16 @@ def _cutouts(args) -> int:
     service = None
     if args.service:
         cache = args.cache_dir or str(Path.home() / ".cache" / "darkhaloscope" / "cutouts")
-        service = CutoutService(ServiceOptions(base_url=args.service, layer=args.layer, timeout=args.timeout,
-                                               retries=args.retries, cache_dir=cache))
-    table = make_anchor_stamps(df, bricks_root=args.bricks, service=service, size=args.size, bands=args.bands,
-                               storage_options=StorageOptions(endpoint=args.s3_endpoint))
-    out = Path(args.out)
-    path = out if out.suffix == ".parquet" else out / "anchor_stamps.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, compression="gzip")
-    ok = table["cutout_ok"].to_pylist()
-    summary = {"out": str(path), "n": len(ok), "n_ok": int(sum(ok)),
-               "by_source": {s: table["cutout_source"].to_pylist().count(s) for s in set(table["cutout_source"].to_pylist())},
-               "metadata_source": {s: table["metadata_source"].to_pylist().count(s) for s in set(table["metadata_source"].to_pylist())}}
-    Path(str(path) + ".summary.json").write_text(json.dumps(summary, indent=2))
+        service = ServiceOptions(base_url=args.service, layer=args.layer, timeout=args.timeout, retries=args.retries, cache_dir=cache)
+    if str(args.out).endswith(".parquet"):
+        raise CatalogError(f"--out {args.out}: anchors cutouts writes a host table folder (OUT/anchor_stamps), not one .parquet file", field="out")
+    run = stage_anchors(df, str(args.out), bricks_root=args.bricks, service_options=service, size=args.size, bands=args.bands,
+                        storage_options=StorageOptions(endpoint=args.s3_endpoint))
+    t = read_host_rows(run["dataset"], columns=["cutout_ok", "stamp_source", "metadata_source"]).to_pandas()
+    summary = {"out": run["dataset"], "n": len(t), "n_ok": int(t["cutout_ok"].sum()),
+               "by_source": {str(k): int(v) for k, v in t.loc[t["cutout_ok"], "stamp_source"].value_counts().items()},
+               "metadata_source": {str(k): int(v) for k, v in t["metadata_source"].value_counts().items()}}
+    Path(args.out, "anchor_stamps.summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary))
     return 0
 

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--s3-endpoint", default="", help="S3 endpoint override")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     a = parser.add_argument_group("real-lens anchors (ml/evaluate_anchors.py)")
-    a.add_argument("--anchors", help="anchor stamps Parquet from `darkhaloscope anchors cutouts`")
+    a.add_argument("--anchors", help="anchors' host table from `darkhaloscope anchors cutouts` (OUT/anchor_stamps)")
     a.add_argument("--negatives", help="dataset root whose controls (of --negatives-split) are the real negatives")
     a.add_argument("--negatives-split", default="test", help="split of --negatives (default test)")
     a.add_argument("--max-negatives", type=int, default=0, help="score at most this many negatives (0 = all)")

@@ -1,7 +1,7 @@
 """Real-lens anchor evaluation: recall on known lenses against real negatives, plus the
 shortcut diagnostics, written as ``evaluation.json``, ``evaluation.md`` and PNG plots.
 
-    result = evaluate_anchors(scorer, "anchor_stamps.parquet", negatives="out/dataset/demo",
+    result = evaluate_anchors(scorer, "out/anchors/anchor_stamps", negatives="out/dataset/demo",
                               out_dir="runs/demo/eval_anchors", meta_columns=["psf_fwhm_r", "psfdepth_r"],
                               diag_dataset="out/dataset/demo")
 
@@ -33,39 +33,16 @@ from ..dataset.stamp import decode_arc, decode_stamp
 from ..dataset.storage import StorageOptions
 from ..errors import DataFileError, DatasetError
 from . import diagnostics as D
-from .anchor_stamps import fill_metadata
+from .anchor_report import EVAL_SETS, FPRS, P_THRESHOLDS, render_markdown
+from .anchor_stamps import fill_metadata, load_anchor_stamps
 from .metrics import tpr_at_fpr
 
 log = logging.getLogger(__name__)
 
 Scorer = Callable[[np.ndarray, dict], np.ndarray]
-FPRS = (1e-2, 1e-3, 1e-4)
-P_THRESHOLDS = (0.5, 0.3)
-EVAL_SETS = ("ground", "slacs_bells", "ground_other")
 
 
 # ------------------------------------------------------------------ inputs
-def load_anchor_stamps(path: str | Path) -> tuple[pd.DataFrame, np.ndarray, dict]:
-    """(table of ok rows without blobs, images float32 [N, B, S, S], info) of an anchor-stamps file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataFileError("anchor stamps file not found (make it with `darkhaloscope anchors cutouts`)", path=str(path))
-    tbl = pq.read_table(path)
-    for c in ("anchor_id", "stamp_npz", "cutout_ok"):
-        if c not in tbl.column_names:
-            raise DataFileError(f"anchor stamps file lacks column {c!r}", path=str(path), field=c)
-    ok = np.asarray(tbl["cutout_ok"].to_numpy(zero_copy_only=False), bool)
-    info = {"n_rows": int(len(ok)), "n_cutout_failed": int((~ok).sum())}
-    tbl = tbl.filter(pc.field("cutout_ok"))
-    images = np.stack([decode_stamp(b.as_py())["image"] for b in tbl["stamp_npz"]]) if tbl.num_rows else np.zeros((0, 3, 64, 64), np.float32)
-    df = tbl.drop_columns(["stamp_npz"]).to_pandas()
-    if "cutout_source" in df:
-        info["cutout_source"] = {str(k): int(v) for k, v in df["cutout_source"].value_counts().items()}
-    if "maskbits_available" in df:
-        info["n_without_maskbits"] = int((~df["maskbits_available"].astype(bool)).sum())
-    return df, images.astype(np.float32), info
-
-
 def _is_dataset_root(path: str) -> bool:
     return not str(path).endswith(".parquet")
 
@@ -228,68 +205,6 @@ def anchor_metrics(df: pd.DataFrame, p: np.ndarray, neg_p: np.ndarray | None = N
 
 
 # ------------------------------------------------------------------ report
-def _fmt(v, nd=3) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{nd}f}"
-    return str(v)
-
-
-def render_markdown(result: dict) -> str:
-    """evaluation.md text of an evaluation result dict."""
-    am = result["anchors"]
-    lines = [f"# Anchor evaluation: {result.get('run', '')}", "",
-             f"code {result['code_version']}; anchors {result['anchor_info']['n_scored']} scored "
-             f"({result['anchor_info']['n_cutout_failed']} cutouts failed); negatives {result.get('n_negatives', 0)} "
-             f"({result.get('negatives_source', 'none')}).", "",
-             "## Recall on real lenses", "",
-             "| set | n | recall p>0.5 | recall p>0.3 | median p | max p | " + " | ".join(f"recall @FPR {f:g} (negatives above / total)" for f in FPRS) + " |",
-             "|---|---|---|---|---|---|" + "---|" * len(FPRS)]
-    for s, m in am["sets"].items():
-        fcells = []
-        for f in FPRS:
-            r = m.get(f"recall_at_fpr_{f:g}")
-            fcells.append("-" if r is None else f"{_fmt(r['recall'])} ({r['n_negatives_above']}/{r['n_negatives']}{'' if r['resolved'] else ', unresolved'})")
-        lines.append(f"| {s} | {m['n']} | {_fmt(m.get('recall_p_gt_0.5'))} | {_fmt(m.get('recall_p_gt_0.3'))} | "
-                     f"{_fmt(m.get('median_p'))} | {_fmt(m.get('max_p'))} | " + " | ".join(fcells) + " |")
-    lines += ["", "`ground` is the primary set (lenses discovered in DECam imaging); `slacs_bells` were found by "
-              "spectroscopy + HST and are mostly invisible at 0.262\"/px: an upper-bound comparison, not the target.", ""]
-    for title, key in (("Per reference", "per_reference"), ("Per grade", "per_grade")):
-        lines += [f"## {title}", "", "| key | n | recall p>0.5 | recall p>0.3 | median p |", "|---|---|---|---|---|"]
-        for k, m in sorted(am[key].items(), key=lambda kv: -kv[1]["n"]):
-            lines.append(f"| {k} | {m['n']} | {_fmt(m.get('recall_p_gt_0.5'))} | {_fmt(m.get('recall_p_gt_0.3'))} | {_fmt(m.get('median_p'))} |")
-        lines.append("")
-    for title, key in (("Top scorers", "top"), ("Bottom scorers", "bottom")):
-        lines += [f"## {title}", "", "| lens | p_lens | theta_E [\"] | grade | set | references |", "|---|---|---|---|---|---|"]
-        for r in am[key]:
-            lines.append(f"| {r.get('name')} | {_fmt(r.get('p_lens'), 4)} | {_fmt(r.get('theta_e'), 2)} | {r.get('grade', '')} | "
-                         f"{r.get('anchor_set', '')} | {r.get('references', '')} |")
-        lines.append("")
-    mi = result.get("metadata", {})
-    if mi:
-        lines += ["## Metadata", "", f"columns {mi.get('columns')}; NaNs imputed from the anchors' median: {mi.get('imputed')}; "
-                  f"sources: {mi.get('sources')}.", ""]
-    diags = result.get("diagnostics", {})
-    if diags:
-        lines += ["## Shortcut diagnostics", ""]
-        for name, d in diags.items():
-            lines.append(f"### {name}")
-            lines.append("")
-            if d.get("figure"):
-                lines.append(f"![{name}]({Path(d['figure']).name})")
-                lines.append("")
-            lines.append("```json")
-            lines.append(json.dumps(d["numbers"], indent=1)[:3000])
-            lines.append("```")
-            if d.get("table"):
-                keys = list(d["table"][0])
-                lines += ["", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-                lines += ["| " + " | ".join(_fmt(r[k]) for k in keys) + " |" for r in d["table"]]
-            lines.append("")
-    return "\n".join(lines) + "\n"
-
-
 def plot_anchor_scores(df: pd.DataFrame, p: np.ndarray, neg_p: np.ndarray | None, path: Path) -> Path:
     """Histogram of p per anchor set and for the negatives; recall vs threshold."""
     import matplotlib

@@ -179,8 +179,13 @@ def make_row(task: Mapping[str, Any], res: PartitionResources) -> dict:
         if not task.get("cutout_ok") and str(task.get("cutout_reason") or "").startswith(EXCEPTION_PREFIX):
             raise StagedFailure(str(task["cutout_reason"])[len(EXCEPTION_PREFIX):])
         cut = cutout_from_host_row(task, cfg)
-    else:
-        cut = res.reader.cutout(task["ra"], task["dec"], cfg.survey.stamp_size, cfg.survey.bands, brickname=task["brickname"])
+        row = res.inject(task, cut, res.bank, cfg)
+        if row.get("image") is cut.image and row.get("host_image") is None:
+            # a control keeps its host's pixels: the host blob IS its stamp_npz (same arrays,
+            # same grids -> same bytes), so skip encoding it again
+            row["stamp_npz"] = task["stamp_npz"]
+        return row
+    cut = res.reader.cutout(task["ra"], task["dec"], cfg.survey.stamp_size, cfg.survey.bands, brickname=task["brickname"])
     return res.inject(task, cut, res.bank, cfg)
 
 

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="configs/demo.yaml", help="YAML config (default: %(default)s)")
     parser.add_argument("--tasks", help="position table folder or file: tasks, anchors, impostors (default: config paths.tasks)")
     parser.add_argument("--bricks", help="survey root holding coadd/: folder, s3:// or https:// (default: config paths.survey_root)")
-    parser.add_argument("--out", required=True, help="host table root; the table goes to <out>/<stage.name>")
+    parser.add_argument("--out", help="host table root; the table goes to <out>/<stage.name> (default: config paths.hosts)")
     parser.add_argument("--resume", action="store_true", help="keep shards whose footer row count and host hash already match")
     parser.add_argument("--master", default=None, help="Spark master, e.g. local[2] (default: the cluster's under spark-submit, else local[*])")
     parser.add_argument("--s3-endpoint", default=None, help="S3 endpoint URL (default: config generate.s3_endpoint)")
@@ -58,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_from_args(args: argparse.Namespace, spark=None) -> dict:
     """Run the stage job the arguments describe (a Spark session is built unless given)."""
     args.bank = args.hosts = None
+    if not args.out:
+        from ..config import load_config
+
+        args.out = load_config(args.config).paths.hosts
     cfg, paths, options = gen.resolve(args)
     fields = {k: gen.INPUT_FIELDS[k] for k in ("tasks", "bricks")}
     gen.check_inputs(paths, options, fields)
