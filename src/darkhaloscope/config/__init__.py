@@ -7,6 +7,7 @@ validates and hashes. A YAML file only needs the keys it changes.
 ``python -m darkhaloscope.config`` prints every field with its unit and documentation.
 """
 
+from .accept import AcceptConfig
 from .bank import BankConfig, ProceduralBankConfig
 from .core import (
     EXECUTION_ONLY_FIELDS,
@@ -26,7 +27,7 @@ from .physics import LensConfig, RenderConfig, SourceConfig
 from .survey import LrgCutsConfig, PathsConfig, SurveyConfig, SyntheticSurveyConfig, TasksConfig
 
 __all__ = [
-    "EXECUTION_ONLY_FIELDS", "ROLES", "SPLITS", "BankConfig", "Config", "EmrConfig", "GenerateConfig",
+    "EXECUTION_ONLY_FIELDS", "ROLES", "SPLITS", "AcceptConfig", "BankConfig", "Config", "EmrConfig", "GenerateConfig",
     "LensConfig", "LrgCutsConfig", "PathsConfig", "ProceduralBankConfig", "RenderConfig",
     "ReportConfig", "SourceConfig", "SurveyConfig", "SyntheticSurveyConfig", "TasksConfig",
     "TrainConfig", "config_from_dict", "config_hash", "config_to_dict", "describe", "load_config",

@@ -36,4 +36,6 @@ class TrainConfig:
     drop_path: float = param(0.1, "ConvNeXt stochastic-depth rate.", "fraction", ge=0.0, lt=1.0)
     grad_clip: float = param(1.0, "Clip the gradient norm at this (0 = off).", "", ge=0.0)
     eval_bootstrap: int = param(200, "Stratified bootstrap resamples for evaluation intervals.", "count", ge=0)
+    accepted_only: bool = param(True, "Drop injections with accepted = false and, per host PSF/depth bin, the same share of controls (so selection never becomes a label).", "")
+    selection_bins: int = param(4, "Quantile bins per axis (psf_fwhm_r, psfdepth_r) of the matched control drop.", "count", ge=1, le=20)
     val_split: str = param("val", "Split used to pick the best checkpoint.", "", choices=("val", "test", "train"))
