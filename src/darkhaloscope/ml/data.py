@@ -13,7 +13,8 @@ from several row groups. Same seed, epoch and worker count -> the same batches.
 
 Rows: ``cutout_ok = false`` rows are skipped; label 1 = ``injection``, 0 = ``control``; the row
 filters of ``cfg.train`` (arc_snr range, theta_E / PSF FWHM) apply to injections only (controls
-have no arc). ``max_rows_per_split`` keeps the rows with the smallest (seed-salted) hash of
+have no arc); ``train.accepted_only`` drops ``accepted = false`` injections and the same share of
+controls per host PSF/depth bin (ml/selection.py). ``max_rows_per_split`` keeps the rows with the smallest (seed-salted) hash of
 ``task_id``: a fixed, split-wide random subset, the same every epoch.
 
 A batch is a dict of tensors: ``image`` float32 [N, B, S, S] (normalised), ``meta`` float32
@@ -39,8 +40,9 @@ from ..dataset.stamp import decode_image, decode_image_readonly  # noqa: F401 (t
 from ..dataset.storage import StorageOptions, filesystem_for
 from ..errors import DatasetError
 from .normalize import get_normalizer
+from .selection import MatchedSelection, apply_selection, matched_selection
 
-FILTER_COLUMNS = ("task_id", "role", "cutout_ok", "arc_snr", "theta_e", "psf_fwhm_r")
+FILTER_COLUMNS = ("task_id", "role", "cutout_ok", "arc_snr", "theta_e", "psf_fwhm_r", "psfdepth_r", "accepted")
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -59,8 +61,9 @@ def _col(table: pa.Table, name: str) -> np.ndarray:
     return table[name].to_numpy(zero_copy_only=False).astype(np.float64)
 
 
-def row_mask(table: pa.Table, tcfg: TrainConfig) -> np.ndarray:
-    """Rows kept for training / evaluation: cutout_ok, a known role, and the injection filters."""
+def row_mask(table: pa.Table, tcfg: TrainConfig, selection: MatchedSelection | None = None) -> np.ndarray:
+    """Rows kept for training / evaluation: cutout_ok, a known role, the injection filters, and
+    (``train.accepted_only``) the matched selection of ml/selection.py."""
     ok = table["cutout_ok"].to_numpy(zero_copy_only=False).astype(bool)
     role = table["role"].to_numpy(zero_copy_only=False)
     inj = role == "injection"
@@ -76,7 +79,19 @@ def row_mask(table: pa.Table, tcfg: TrainConfig) -> np.ndarray:
     if tcfg.theta_e_over_psf_min > 0:
         ratio = _col(table, "theta_e") / _col(table, "psf_fwhm_r")
         keep &= ~inj | (ratio >= tcfg.theta_e_over_psf_min)
+    if tcfg.accepted_only:
+        keep &= apply_selection(table, selection)
     return keep
+
+
+def split_selection(table: pa.Table, tcfg: TrainConfig) -> MatchedSelection | None:
+    """The matched selection of a split from its light columns (None when ``accepted_only`` is off)."""
+    if not tcfg.accepted_only:
+        return None
+    import dataclasses
+
+    usable = row_mask(table, dataclasses.replace(tcfg, accepted_only=False))
+    return matched_selection(table, usable, tcfg.selection_bins)
 
 
 @dataclass
@@ -92,6 +107,7 @@ class SplitInfo:
     meta_features: list[str] = field(default_factory=list)
     meta_mean: list[float] = field(default_factory=list)
     meta_std: list[float] = field(default_factory=list)
+    selection: dict | None = None  # ml/selection.py MatchedSelection of this split
 
     @property
     def meta_stats(self) -> dict:
@@ -112,7 +128,8 @@ def scan_split(root: str, split: str, tcfg: TrainConfig, seed: int = 0, options:
         table = split_dataset(root, split, options).to_table(columns=cols)
     except (OSError, pa.ArrowInvalid) as exc:
         raise DatasetError(f"cannot read split {split!r} of dataset {root}: {exc}", path=str(root)) from None
-    keep = row_mask(table, tcfg)
+    selection = split_selection(table, tcfg)
+    keep = row_mask(table, tcfg, selection)
     n_skipped = int((~table["cutout_ok"].to_numpy(zero_copy_only=False).astype(bool)).sum())
     hashes = task_hash(table["task_id"].to_numpy(), seed)[keep]
     hash_max = np.iinfo(np.uint64).max
@@ -133,7 +150,8 @@ def scan_split(root: str, split: str, tcfg: TrainConfig, seed: int = 0, options:
                                path=str(root), row=tid, field=name)
         mean.append(float(values.mean()))
         std.append(float(values.std()) or 1.0)  # a constant feature standardises to 0
-    return SplitInfo(split, kept.num_rows, inj, kept.num_rows - inj, n_skipped, int(hash_max), features, mean, std)
+    return SplitInfo(split, kept.num_rows, inj, kept.num_rows - inj, n_skipped, int(hash_max), features, mean, std,
+                     selection.to_dict() if selection else None)
 
 
 @dataclass(frozen=True)
@@ -174,6 +192,17 @@ class StampStream(IterableDataset):
         self.epoch = 0
         self.columns = list(dict.fromkeys([*FILTER_COLUMNS, *self.features, *self.extra_columns, "stamp_npz"]))
         self.units = self._list_units()
+        self.selection = self._selection()
+
+    def _selection(self) -> MatchedSelection | None:
+        """The split's matched selection (light columns of the whole split, read once)."""
+        if not self.tcfg.accepted_only:
+            return None
+        try:
+            table = split_dataset(self.root, self.split, self.options).to_table(columns=list(FILTER_COLUMNS))
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise DatasetError(f"cannot read split {self.split!r} of dataset {self.root}: {exc}", path=self.root) from None
+        return split_selection(table, self.tcfg)
 
     def _list_units(self) -> list[_Unit]:
         fs, _ = filesystem_for(self.root, self.options)
@@ -203,7 +232,7 @@ class StampStream(IterableDataset):
                 table = pq.ParquetFile(f).read_row_group(unit.row_group, columns=self.columns)
         except (OSError, pa.ArrowInvalid) as exc:
             raise DatasetError(f"cannot read row group {unit.row_group} of {unit.path}: {exc}", path=unit.path) from None
-        keep = row_mask(table, self.tcfg)
+        keep = row_mask(table, self.tcfg, self.selection)
         if self.hash_max != np.iinfo(np.uint64).max:
             keep &= task_hash(table["task_id"].to_numpy(), self.seed) <= self.hash_max
         return table.filter(pa.array(keep))
