@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from darkhaloscope.config import Config
 from darkhaloscope.physics.acceptance import pixel_variance, region_snr, snr_upper_bound
-from darkhaloscope.physics.population import C_KM_S, tractor_to_pixel_ellipticity, theta_e_sis
+from darkhaloscope.physics.population import C_KM_S, theta_e_sis, tractor_to_pixel_ellipticity
 from darkhaloscope.sources.bank import SourceBank
 from darkhaloscope.sources.select import choose_source_behind
 

@@ -35,7 +35,15 @@ from ..ids import task_rng
 from ..sources.bank import SourceBank
 from ..sources.colours import band_magnitudes, draw_colours, nanomaggies_to_mag
 from ..sources.select import choose_source_behind, draw_orientation
-from .acceptance import Criteria, contrast, failure, pixel_variance, region_snr, resolvability, snr_upper_bound
+from .acceptance import (
+    Criteria,
+    contrast,
+    failure,
+    pixel_variance,
+    region_snr,
+    resolvability,
+    snr_upper_bound,
+)
 from .arc import bands_from_unit, psf_peak, render_unit
 from .params import LensParams, draw_source_position, f32, lrg_offset_arcsec
 from .population import cosmology, host_sigma_v, lens_redshift, mass_ellipticity, theta_e_sis

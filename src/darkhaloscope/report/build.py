@@ -20,6 +20,7 @@ from ..dataset.storage import StorageOptions, filesystem_for, is_s3, join
 from ..errors import DatasetError, StorageError, redact
 from . import figures as figs
 from . import gates as G
+from .acceptance import acceptance_summary, gate_criteria, trainer_keep_ids
 from .accumulate import hash64_strings
 from .markdown import render_markdown
 from .pixels import StampGeometry, snr_band_index
@@ -88,9 +89,10 @@ def _galaxy_examples(src: DatasetSource, tallies: dict, pairs: dict) -> list:
     return [f"galaxy_id {g} in {' & '.join(sorted(s))}" for g, s in sorted(found.items()) if len(s) > 1][:5]
 
 
-def _pick_gallery(ps, n: int) -> tuple[list, list]:
-    controls = ps.gallery["control"].items()[:n]
-    inj = sorted(ps.gallery["injection"].items(), key=lambda d: -np.inf if d["arc_snr"] is None else d["arc_snr"])
+def _pick_gallery(ps, n: int, kept: set | None = None) -> tuple[list, list]:
+    """Controls and injections the trainer keeps (accepted ones), injections spread in arc_snr."""
+    controls = [d for d in ps.gallery["control"].items() if kept is None or d["task_id"] in kept][:n]
+    inj = sorted([d for d in ps.gallery["injection"].items() if kept is None or d["task_id"] in kept], key=lambda d: -np.inf if d["arc_snr"] is None else d["arc_snr"])
     if len(inj) > n:
         inj = [inj[int(round(i))] for i in np.linspace(0, len(inj) - 1, n)]
     return controls, inj
@@ -144,9 +146,14 @@ def build_report(root: str, cfg: Config, bank=None, options: StorageOptions | No
     cos_sets = {s: t.cosmos for s, t in tallies.items()}
     cos_pairs = G.overlaps(cos_sets)
     g_cos = G.gate_leak_cosmos(cos_pairs, cos_sets, f["leak"])
-    g_clf, clf_fig = G.gate_shortcut_classifier(ps.feature_rows, ps.labels, cfg, f["clf"])
+    # the nuisance gate after the trainer's selection (ml/selection.py): what the model will see
+    kept = trainer_keep_ids(src, cfg)
+    sel = [j for j, t in enumerate(ps.task_ids) if t in kept]
+    g_clf, clf_fig = G.gate_shortcut_classifier([ps.feature_rows[j] for j in sel], [ps.labels[j] for j in sel], cfg, f["clf"])
+    g_clf.details["after_trainer_selection"] = {"rows_sampled": len(ps.task_ids), "rows_kept": len(sel), "train.accepted_only": cfg.train.accepted_only}
     g_cen, cen_fig = G.gate_central_brightness(ps.central, ps.labels, ps.central_arc_subtracted, cfg, f["central"], cfg.survey.bands)
-    gates = [g_snr, g_rr, g_gal, g_cos, g_clf, g_cen]
+    g_acc = gate_criteria(src, cfg)
+    gates = [g_snr, g_rr, g_gal, g_cos, g_clf, g_cen, g_acc]
 
     # 4. tables and per-split pixel-sample shares
     split_tables = {}
@@ -188,6 +195,7 @@ def build_report(root: str, cfg: Config, bank=None, options: StorageOptions | No
         "splits": list(src.splits),
         "rows": dict(src.rows),
         "tables": split_tables,
+        "acceptance": acceptance_summary(src),
         "pixel_sample": {"row_group_fraction": fraction, "row_groups": ps.n_row_groups, "rows": ps.n_rows,
                          "annulus_r_min_arcsec": geom.r_outer, "central_radius_arcsec": geom.r_central,
                          "arc_flux_fraction_in_annulus_max": float(np.max(ps.arc_outer_fraction)) if ps.arc_outer_fraction else None,
@@ -202,7 +210,7 @@ def build_report(root: str, cfg: Config, bank=None, options: StorageOptions | No
         for name, (log_x, unit) in HISTOGRAMS.items():
             fn = f"hist_{name}.png"
             figures[fn] = figs.histograms(name, {s: t.sampled(name) for s, t in tallies.items()}, log_x=log_x, unit=unit)
-        controls, inj = _pick_gallery(ps, rc.gallery_size)
+        controls, inj = _pick_gallery(ps, rc.gallery_size, kept)
         figures["gallery.png"] = figs.gallery(controls, inj, rc.gallery_stretch, rc.gallery_q, f"top: controls; bottom: injections by arc_snr (g,r,z Lupton asinh, stretch {rc.gallery_stretch:g} nMgy, Q {rc.gallery_q:g})")
         figures["gallery_arcs.png"] = figs.arcs_gallery(inj, rc.gallery_arc_stretch, rc.gallery_q)
         figures["arc_snr_vs_theta_e.png"] = figs.scatter_snr_theta({s: (t.sampled("theta_e"), t.sampled("arc_snr")) for s, t in tallies.items()})

@@ -56,6 +56,7 @@ class PixelSample:
 
     feature_rows: list = field(default_factory=list)  # dicts of floats
     labels: list = field(default_factory=list)  # 1 injection, 0 control
+    task_ids: list = field(default_factory=list)  # of feature_rows (the trainer's selection filters them)
     splits: list = field(default_factory=list)
     central: list = field(default_factory=list)  # [B] arrays
     central_arc_subtracted: list = field(default_factory=list)  # bool per row
@@ -135,6 +136,7 @@ def _consume(ps: PixelSample, split: str, shard: str, table: pa.Table, geom: Sta
         feats.update({c: _meta_float(meta[c][i]) for c in META_NUISANCE})
         ps.feature_rows.append(feats)
         ps.labels.append(1 if is_inj else 0)
+        ps.task_ids.append(int(task_ids[i]))
         ps.splits.append(split)
         ps.central.append(central_brightness(image, invvar, maskbits, arc, geom))
         ps.central_arc_subtracted.append(arc is not None or not is_inj)
