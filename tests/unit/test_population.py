@@ -159,3 +159,18 @@ def test_variance_adds_host_and_arc_light_through_the_effective_gain():
     invvar, sky = np.full((2, 2), 4.0), 2.0
     v = pixel_variance(np.full((2, 2), 1.0), np.full((2, 2), 3.0), invvar, sky)
     assert v == pytest.approx(np.full((2, 2), 0.25 + 4.0 / 8.0))
+
+
+@pytest.mark.parametrize("g1, g2", [(0.25, 0.0), (0.0, 0.25), (-0.1, -0.2)])
+def test_synthetic_hosts_drawn_with_galsim_align_with_their_catalog_shape(g1, g2):
+    """The synthetic sky draws a host with GalSim shear (g1, g2) on the pixel grid (x = column,
+    y = row) and writes Tractor shape_e = -g (survey/synth_render.py): the mass made from that
+    catalog shape must lie along the drawn galaxy."""
+    import galsim
+
+    img = galsim.Gaussian(sigma=1.0).shear(g1=g1, g2=g2).drawImage(nx=61, ny=61, scale=0.1).array
+    yy, xx = np.mgrid[:61, :61]
+    drawn = _pixel_angle_of_moments(xx.ravel().astype(float), yy.ravel().astype(float), img.ravel())
+    p1, p2 = tractor_to_pixel_ellipticity(-g1, -g2)
+    mass = _lenstronomy_mass_angle(p1, p2)
+    assert abs((drawn - mass + 90) % 180 - 90) < 2.0, (drawn, mass)
