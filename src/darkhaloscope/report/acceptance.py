@@ -84,6 +84,9 @@ def acceptance_summary(src: DatasetSource) -> dict:
     }
 
 
+FIGURE = "acceptance.png"
+
+
 def gate_criteria(src: DatasetSource, cfg: Config) -> Gate:
     """Every accepted injection meets every enabled criterion with its stored values."""
     name, ac = "acceptance.criteria", cfg.accept
@@ -91,7 +94,7 @@ def gate_criteria(src: DatasetSource, cfg: Config) -> Gate:
     for split in src.splits:
         t = _read(src, split, COLUMNS)
         if "accepted" not in t.column_names:
-            return Gate(name, SKIPPED, "skipped: the dataset has no 'accepted' column (made before acceptance)")
+            return Gate(name, SKIPPED, "skipped: the dataset has no 'accepted' column (made before acceptance)", 0, None, FIGURE)
         acc = t["accepted"].to_numpy(zero_copy_only=False) == True  # noqa: E712
         n_acc += int(acc.sum())
         checks = [("accept_resolvability", ac.min_resolvability), ("accept_magnification", ac.min_magnification), ("accept_contrast", ac.min_contrast)]
@@ -107,10 +110,10 @@ def gate_criteria(src: DatasetSource, cfg: Config) -> Gate:
         ids = t["task_id"].to_numpy()[acc & fails]
         bad += [f"split={split} task_id={int(i)}" for i in ids[:5]]
     if n_acc == 0:
-        return Gate(name, SKIPPED, "skipped: no accepted injection")
+        return Gate(name, SKIPPED, "skipped: no accepted injection (a dataset made before acceptance has none)", 0, None, FIGURE)
     if bad:
-        return Gate(name, FAIL, f"accepted injections that miss a criterion: {', '.join(bad)}", 0, len(bad))
-    return Gate(name, PASS, f"all {n_acc} accepted injections meet every enabled criterion of 'accept' and src_z >= lens_z + {cfg.lens.min_dz}", 0, 0)
+        return Gate(name, FAIL, f"accepted injections that miss a criterion: {', '.join(bad)}", 0, len(bad), FIGURE)
+    return Gate(name, PASS, f"all {n_acc} accepted injections meet every enabled criterion of 'accept' and src_z >= lens_z + {cfg.lens.min_dz}", 0, 0, FIGURE)
 
 
 def trainer_keep_ids(src: DatasetSource, cfg: Config) -> set:

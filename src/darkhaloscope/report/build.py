@@ -219,6 +219,7 @@ def build_report(root: str, cfg: Config, bank=None, options: StorageOptions | No
         figures[f["leak"]] = figs.leakage(gal_pairs, cos_pairs)
         figures[f["clf"]] = figs.shortcut(clf_fig, rc.shortcut_auc_max)
         figures[f["central"]] = figs.central(cen_fig, cfg.survey.bands)
+        figures[g_acc.figure] = figs.acceptance(data["acceptance"])
     data["figures"] = sorted(figures)
     data = _jsonable(data)
     return ReportResult(data, render_markdown(data, list(STAT_COLUMNS)), figures, gates)
