@@ -18,7 +18,8 @@ Per try, cheapest first (config section ``accept``; docs/PHYSICS.md):
 4. the arc in every band: region SNR in g and r (variance sky + host light + arc), contrast.
 
 The first try that passes every enabled criterion is kept (``accepted = true``); otherwise the
-last try is kept, fully measured, with ``accepted = false`` and the reason it failed.
+last try is kept, fully measured, with ``accepted = false`` and the reason it failed (a try whose
+theta_E fell outside the range is kept at the clipped theta_E, ``theta_e_status = out_of_range``).
 """
 
 from __future__ import annotations
@@ -147,11 +148,12 @@ def _source(t: Trial, task: Mapping[str, Any], host: HostLens, bank: SourceBank,
     scale = source_scale(bank_z, t.src_z, cfg)
     theta, status = theta_e_for(host, t.src_z, cfg)
     t.theta_e_status = status if theta is not None else "out_of_range"
-    lens = LensParams(theta_e=theta if theta is not None else 0.0, e1=host.e1, e2=host.e2, g1=host.g1, g2=host.g2, x=host.x, y=host.y)
-    src_x, src_y = draw_source_position(rng, lens, cfg.lens)
-    if theta is None:
+    if theta is None:  # this try fails; if it is the last, the kept row shows it at the clipped theta_E
         t.reason = status
-        return
+        lc = cfg.lens
+        theta = f32(min(max(theta_e_sis(host.sigma_v, host.lens_z, t.src_z, lc.cosmology), lc.theta_e_min), lc.theta_e_max))
+    lens = LensParams(theta_e=theta, e1=host.e1, e2=host.e2, g1=host.g1, g2=host.g2, x=host.x, y=host.y)
+    src_x, src_y = draw_source_position(rng, lens, cfg.lens)
     t.lens = lens
     t.src = SourcePlacement(src_x, src_y, f32(rotation), bool(flip), float(bank.pixel_scale) * scale)
     hlr = bank.meta["hlr_arcsec"][index] if "hlr_arcsec" in bank.meta else None
@@ -255,5 +257,7 @@ def run_trials(task: Mapping[str, Any], host_image: np.ndarray, invvar: np.ndarr
         if t.reason is None:
             return host, t, n, True
     if t.lens is not None and t.arc is None:
+        reason = t.reason
         measure(t, bank.template(t.index), host_image, invvar, good, fwhms, sky, cfg, full=True)
+        t.reason = reason if t.theta_e_status == "out_of_range" else t.reason
     return host, t, n, False

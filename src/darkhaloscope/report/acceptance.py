@@ -40,6 +40,12 @@ def _f(table: pa.Table, name: str) -> np.ndarray:
     return table[name].to_numpy(zero_copy_only=False).astype(np.float64)
 
 
+def _mean(x: np.ndarray) -> float | None:
+    """Mean of the finite values (None when there is none)."""
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if len(x) else None
+
+
 def _tertiles(x: np.ndarray, acc: np.ndarray, tries: np.ndarray) -> list:
     ok = np.isfinite(x)
     if ok.sum() < 3:
@@ -51,7 +57,7 @@ def _tertiles(x: np.ndarray, acc: np.ndarray, tries: np.ndarray) -> list:
         m = ok & (b == i)
         out.append({"range": [float(q[i]), float(q[i + 1])], "n": int(m.sum()),
                     "acceptance_rate": float(acc[m].mean()) if m.any() else None,
-                    "mean_n_tries": float(np.nanmean(tries[m])) if m.any() else None})
+                    "mean_n_tries": _mean(tries[m])})
     return out
 
 
@@ -76,7 +82,7 @@ def acceptance_summary(src: DatasetSource) -> dict:
     return {
         "available": True, "injections": int(t.num_rows), "accepted": int(acc.sum()),
         "acceptance_rate": float(acc.mean()) if len(acc) else None,
-        "mean_n_tries": float(np.nanmean(tries)) if len(tries) else None,
+        "mean_n_tries": _mean(tries),
         "by_theta_e": _tertiles(theta, acc, tries), "by_psf_fwhm_r": _tertiles(_f(t, "psf_fwhm_r"), acc, tries),
         "by_psfdepth_r": _tertiles(_f(t, "psfdepth_r"), acc, tries),
         "spearman_theta_e_vs_host_flux_r": rho,
