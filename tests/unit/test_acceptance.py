@@ -152,3 +152,17 @@ def test_matched_control_drop_keeps_psf_distributions_together():
     assert np.array_equal(apply_selection(t, sel), keep)  # deterministic per row
     half = apply_selection(t.slice(0, 20_000), sel)  # any row group decides the same
     assert np.array_equal(half, keep[:20_000])
+
+
+def test_bank_photometry_is_used_when_present(bank, tmp_path):
+    from darkhaloscope.sources.bank import write_bank
+
+    meta = {k: np.asarray(v) for k, v in bank.meta.items()}
+    n = len(meta["cosmos_index"])
+    meta.update(mag_g=np.full(n, 24.0, np.float32), mag_r=np.full(n, 23.5, np.float32), mag_z=np.full(n, 23.0, np.float32))
+    path = write_bank(tmp_path / "b.h5", np.stack([bank.template(i) for i in range(n)]), meta, {})
+    phot = SourceBank.open(str(path))
+    cfg = replace(Config(), **{"lens.theta_e_policy": "uniform", "accept.max_tries": 1, "accept.min_snr_region": 0.0,
+                               "accept.min_magnification": 0.0, "accept.min_resolvability": 0.0})
+    r = inject(_task(7, mw_transmission_g=1.0, mw_transmission_r=1.0, mw_transmission_z=1.0), make_cutout(7), phot, cfg)
+    assert (r["src_mag_g"], r["src_mag_r"], r["src_mag_z"]) == (24.0, 23.5, 23.0)
