@@ -1,4 +1,6 @@
-"""The trainer's selection: drop unaccepted injections and the same share of matched controls.
+"""Which rows the trainer keeps (torch-free, so the report can use it): ``row_mask`` (cutout_ok,
+roles, the injection filters of ``train``) and the selection of unaccepted injections with the
+same share of matched controls.
 
 Injections that never met the generation-time criteria (``accepted = false``) are dropped. Were
 that all, the kept injections would sit on better-seeing, deeper hosts than the controls and the
@@ -16,8 +18,62 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pyarrow as pa
 
+from ..config import TrainConfig
+
 SELECTION_COLUMNS = ("accepted", "psf_fwhm_r", "psfdepth_r")
 _SALT = 0x5E1EC7
+FILTER_COLUMNS = ("task_id", "role", "cutout_ok", "arc_snr", "theta_e", "psf_fwhm_r", "psfdepth_r", "accepted")
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def task_hash(task_id: np.ndarray, seed: int) -> np.ndarray:
+    """splitmix64 of ``task_id`` salted by ``seed``: uint64, uniform, stable across machines."""
+    with np.errstate(over="ignore"):
+        z = np.asarray(task_id, dtype=np.int64).view(np.uint64) + np.uint64(seed % 2**64) * np.uint64(0x9E3779B97F4A7C15)
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return (z ^ (z >> np.uint64(31))) & _MASK64
+
+
+def _col(table: pa.Table, name: str) -> np.ndarray:
+    """A numeric column as float64 with nulls as NaN."""
+    return table[name].to_numpy(zero_copy_only=False).astype(np.float64)
+
+
+def row_mask(table: pa.Table, tcfg: TrainConfig, selection: MatchedSelection | None = None) -> np.ndarray:
+    """Rows kept for training / evaluation: cutout_ok, a known role, the injection filters, and
+    (``train.accepted_only``) the matched selection of ml/selection.py."""
+    ok = table["cutout_ok"].to_numpy(zero_copy_only=False).astype(bool)
+    role = table["role"].to_numpy(zero_copy_only=False)
+    inj = role == "injection"
+    keep = ok & (inj | (role == "control"))
+    if tcfg.arc_snr_min > 0 or tcfg.arc_snr_max > 0:
+        snr = _col(table, "arc_snr")
+        good = np.ones(len(snr), bool)
+        if tcfg.arc_snr_min > 0:
+            good &= snr >= tcfg.arc_snr_min
+        if tcfg.arc_snr_max > 0:
+            good &= snr <= tcfg.arc_snr_max
+        keep &= ~inj | good  # NaN SNR (no good pixels) fails the filter
+    if tcfg.theta_e_over_psf_min > 0:
+        ratio = _col(table, "theta_e") / _col(table, "psf_fwhm_r")
+        keep &= ~inj | (ratio >= tcfg.theta_e_over_psf_min)
+    if tcfg.accepted_only:
+        keep &= apply_selection(table, selection)
+    return keep
+
+
+def split_selection(table: pa.Table, tcfg: TrainConfig) -> MatchedSelection | None:
+    """The matched selection of a split from its light columns (None when ``accepted_only`` is off)."""
+    if not tcfg.accepted_only:
+        return None
+    import dataclasses
+
+    usable = row_mask(table, dataclasses.replace(tcfg, accepted_only=False))
+    return matched_selection(table, usable, tcfg.selection_bins)
+
+
 
 
 @dataclass(frozen=True)
@@ -33,14 +89,8 @@ class MatchedSelection:
         return asdict(self)
 
 
-def _col(table: pa.Table, name: str) -> np.ndarray:
-    return table[name].to_numpy(zero_copy_only=False).astype(np.float64)
-
-
 def _unit_hash(task_id: np.ndarray) -> np.ndarray:
     """A uniform number in [0, 1) per task_id (splitmix64 with a fixed salt)."""
-    from .data import task_hash
-
     return (task_hash(task_id, _SALT) >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 

@@ -5,7 +5,7 @@
   flux (theta_E follows the host); the reasons the unaccepted failed.
 - ``gate_criteria``: every ``accepted = true`` row meets every enabled criterion of config
   section ``accept`` with its stored values (and src_z >= lens_z + lens.min_dz).
-- ``trainer_keep_ids``: the task_ids the trainer keeps (ml/data.py ``row_mask`` with the split's
+- ``trainer_keep_ids``: the task_ids the trainer keeps (ml/selection.py ``row_mask`` with the split's
   matched selection), so the nuisance gate and the gallery are measured after that selection.
 """
 
@@ -123,8 +123,8 @@ def gate_criteria(src: DatasetSource, cfg: Config) -> Gate:
 
 
 def trainer_keep_ids(src: DatasetSource, cfg: Config) -> set:
-    """task_ids the trainer keeps in each split (ml/data.py row_mask with the split's selection)."""
-    from ..ml.data import FILTER_COLUMNS, row_mask, split_selection
+    """task_ids the trainer keeps in each split (ml/selection.py row_mask with the split's selection)."""
+    from ..ml.selection import FILTER_COLUMNS, row_mask, split_selection
 
     keep: set = set()
     for split in src.splits:
