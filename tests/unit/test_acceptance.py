@@ -166,3 +166,30 @@ def test_bank_photometry_is_used_when_present(bank, tmp_path):
                                "accept.min_magnification": 0.0, "accept.min_resolvability": 0.0})
     r = inject(_task(7, mw_transmission_g=1.0, mw_transmission_r=1.0, mw_transmission_z=1.0), make_cutout(7), phot, cfg)
     assert (r["src_mag_g"], r["src_mag_r"], r["src_mag_z"]) == (24.0, 23.5, 23.0)
+
+
+def test_snr_bound_holds_on_rendered_arcs(bank):
+    """The cheap rejection is exact: the bound from the unconvolved image never undercuts the
+    region SNR of the PSF-convolved arc (physics/acceptance.py)."""
+    from darkhaloscope.physics.acceptance import pixel_variance, region_snr, snr_upper_bound
+    from darkhaloscope.physics.arc import bands_from_unit, psf_peak, render_unit
+    from darkhaloscope.physics.params import LensParams
+    from darkhaloscope.physics.render import SourcePlacement
+
+    cfg = Config()
+    rng = np.random.default_rng(8)
+    cut = make_cutout(3)
+    good = cut.maskbits == 0
+    for k in range(12):
+        lens = LensParams(theta_e=float(rng.uniform(0.6, 2.0)), e1=float(rng.normal(0, 0.1)), e2=float(rng.normal(0, 0.1)))
+        src = SourcePlacement(float(rng.uniform(-0.3, 0.3)), float(rng.uniform(-0.3, 0.3)), float(rng.uniform(0, 360)), False, 0.03)
+        unit = render_unit(bank.template(k), lens, src, cfg, cfg.render.supersampling)
+        mags = {"g": 22.0, "r": 21.8, "z": 21.5}
+        fwhms = {"g": 1.4, "r": 1.2, "z": 1.1}
+        arc = bands_from_unit(unit, mags, fwhms, cfg)
+        for b in "gr":
+            i = "grz".index(b)
+            snr, _ = region_snr(arc[i], pixel_variance(arc[i], cut.image[i], cut.invvar[i], 1.0), good)
+            flux = float(unit.sum()) * 10 ** ((22.5 - mags[b]) / 2.5)
+            bound = snr_upper_bound(flux, float(unit.max() / unit.sum()), psf_peak(fwhms[b], cfg), float(cut.invvar[i].max()))
+            assert 0 < snr <= bound

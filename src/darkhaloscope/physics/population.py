@@ -9,8 +9,9 @@ Pure functions on task values (docs/PHYSICS.md, "Population"):
   rest-frame M_r = r - DM(z) - K_r(z) (astropy cosmology distance modulus; a linear elliptical
   K-correction, Poggianti 1997). Clipped to [sigma_v_min, sigma_v_max].
 - ``theta_e_sis``: theta_E = 4 pi (sigma/c)^2 D_ls / D_s (arcsec), angular-diameter distances
-  from the configured astropy cosmology (the SIS Einstein radius; lenstronomy's SIE theta_E is
-  the same for the intermediate-axis normalisation it uses).
+  from the configured astropy cosmology: the SIS Einstein radius, used as lenstronomy's SIE
+  ``theta_E`` (defined on the intermediate axis, so the SIE keeps the SIS's mass inside it); the
+  weak axis-ratio dependence of the sigma-theta_E relation (Kormann et al. 1994) is ignored.
 - ``tractor_to_pixel_ellipticity``: a Tractor ``shape_e1, shape_e2`` (sky frame: theta =
   atan2(e2, e1)/2 is the major axis' position angle East of North, tractor/ellipses.py
   ``EllipseE.getRaDecBasis``) -> (e1, e2) in the stamp's pixel frame (lenstronomy x = +column,
