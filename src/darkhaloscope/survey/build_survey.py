@@ -56,7 +56,7 @@ def _header(grid: SynthGrid, sb, cfg: Config, kind: str, band: str | None):
     return h
 
 
-FILE_FORMAT = 2  # bump when the files change for the same config (caches key on it)
+FILE_FORMAT = 3  # bump when the files change for the same config (caches key on it); 3: Tractor shape sign, z_spec/sigma_v
 IMAGE_QUANT_STEP = 1e-4  # nanomaggy: absolute quantisation step of DR10 coadd images
 INVVAR_QUANT_FRACTION = 1e-3  # invvar quantisation step / median invvar (DR6 brick: 61 / 69,000)
 
