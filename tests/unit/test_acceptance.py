@@ -172,7 +172,7 @@ def test_snr_bound_holds_on_rendered_arcs(bank):
     """The cheap rejection is exact: the bound from the unconvolved image never undercuts the
     region SNR of the PSF-convolved arc (physics/acceptance.py)."""
     from darkhaloscope.physics.acceptance import pixel_variance, region_snr, snr_upper_bound
-    from darkhaloscope.physics.arc import bands_from_unit, psf_peak, render_unit
+    from darkhaloscope.physics.arc import bands_from_unit, psf_l2, render_unit
     from darkhaloscope.physics.params import LensParams
     from darkhaloscope.physics.render import SourcePlacement
 
@@ -191,5 +191,6 @@ def test_snr_bound_holds_on_rendered_arcs(bank):
             i = "grz".index(b)
             snr, _ = region_snr(arc[i], pixel_variance(arc[i], cut.image[i], cut.invvar[i], 1.0), good)
             flux = float(unit.sum()) * 10 ** ((22.5 - mags[b]) / 2.5)
-            bound = snr_upper_bound(flux, float(unit.max() / unit.sum()), psf_peak(fwhms[b], cfg), float(cut.invvar[i].max()))
+            l2 = float(np.square(unit, dtype=np.float64).sum() / unit.sum() ** 2)
+            bound = snr_upper_bound(flux, l2, psf_l2(fwhms[b], cfg), float(cut.invvar[i].max()))
             assert 0 < snr <= bound

@@ -21,9 +21,10 @@ their max >= 10; resolvability theta_E / sqrt(r_s^2 + (FWHM/2)^2) >= 1 (LensPop'
 r_s^2 + (s/2)^2); arc-to-host contrast over the best g region.
 
 Cheap rejections, exact: the region SNR of a band is at most sqrt(sum_i a_i^2 / v_i) (Cauchy-
-Schwarz) <= F mu sqrt(k_max * max(invvar)) where F mu is the band's lensed flux and k_max the
-largest of max(unit lensed image) / mu and the PSF's peak pixel; :func:`snr_upper_bound`
-decides from the unconvolved image, before the PSF convolution, whether the SNR cut can pass.
+Schwarz) <= F mu sqrt(min(sum(k^2), sum(u^2) / mu^2) * max(invvar)) where F mu is the band's lensed
+flux, u the unconvolved lensed unit image (sum mu) and k the PSF (Young's inequality);
+:func:`snr_upper_bound` decides from the unconvolved image, before the PSF convolution, whether
+the SNR cut can pass.
 """
 
 from __future__ import annotations
@@ -110,13 +111,15 @@ def pixel_variance(arc: np.ndarray, host: np.ndarray, invvar: np.ndarray, sky_nm
     return v
 
 
-def snr_upper_bound(lensed_flux: float, unit_peak_fraction: float, psf_peak: float, invvar_max: float) -> float:
+def snr_upper_bound(lensed_flux: float, unit_l2_fraction: float, psf_l2: float, invvar_max: float) -> float:
     """Upper bound (see module doc) on any region SNR of a band whose lensed flux in the stamp is
-    ``lensed_flux`` (nanomaggies); ``unit_peak_fraction`` = max pixel / sum of the unconvolved lensed
-    image, ``psf_peak`` = the PSF kernel's largest pixel (unit sum), ``invvar_max`` (1/nanomaggy^2)."""
-    if not lensed_flux > 0 or not invvar_max > 0:
+    ``lensed_flux`` (nanomaggies). ``unit_l2_fraction`` = sum(u^2) / sum(u)^2 of the unconvolved
+    lensed image u, ``psf_l2`` = sum(k^2) of the unit-sum PSF kernel k (1 / its effective area),
+    ``invvar_max`` (1/nanomaggy^2). By Young's inequality sum((k*u)^2) <= min(sum(k^2) sum(u)^2,
+    sum(u^2)), and v >= 1/invvar_max, so SNR^2 <= F^2 min(psf_l2, unit_l2_fraction) invvar_max."""
+    if not lensed_flux > 0 or not invvar_max > 0 or not unit_l2_fraction > 0:
         return 0.0
-    return float(lensed_flux * math.sqrt(min(unit_peak_fraction, psf_peak) * invvar_max) if unit_peak_fraction > 0 else 0.0)
+    return float(lensed_flux * math.sqrt(min(unit_l2_fraction, psf_l2) * invvar_max))
 
 
 def resolvability(theta_e: float, source_hlr: float, fwhm: float) -> float:

@@ -44,10 +44,10 @@ def render_arc(
     return bands_from_unit(render_unit(template, lens, src, cfg, supersampling), mags, fwhms, cfg)
 
 
-def psf_peak(fwhm: float, cfg: Config) -> float:
-    """Largest pixel of the band's unit-sum Moffat kernel (FWHM ``fwhm`` arcsec)."""
+def psf_l2(fwhm: float, cfg: Config) -> float:
+    """sum(k^2) of the band's unit-sum Moffat kernel k (FWHM ``fwhm`` arcsec): 1 / its effective area in pixels."""
     k = moffat_kernel(float(fwhm), cfg.survey.pixel_scale, cfg.render.moffat_beta, cfg.render.psf_flux_fraction, cfg.survey.stamp_size - 1)
-    return float(k.max())
+    return float(np.square(k).sum())
 
 
 def unlensed_fraction_in_stamp(src_x: float, src_y: float, fwhm: float, cfg: Config) -> float:

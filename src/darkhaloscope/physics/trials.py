@@ -45,7 +45,7 @@ from .acceptance import (
     resolvability,
     snr_upper_bound,
 )
-from .arc import bands_from_unit, psf_peak, render_unit
+from .arc import bands_from_unit, psf_l2, render_unit
 from .params import LensParams, draw_source_position, f32, lrg_offset_arcsec
 from .population import cosmology, host_sigma_v, lens_redshift, mass_ellipticity, theta_e_sis
 from .render import SourcePlacement
@@ -210,9 +210,9 @@ def measure(t: Trial, template: np.ndarray, host_image: np.ndarray, invvar: np.n
         t.reason = failure(t.criteria, ac, partial=True)
         return
     if not full and ac.min_snr_region > 0 and unit_sum > 0:
-        peak = float(t.unit.max()) / unit_sum
+        l2 = float(np.square(t.unit, dtype=np.float64).sum()) / unit_sum**2
         bound = max(
-            snr_upper_bound(unit_sum * 10 ** ((22.5 - t.mags[b]) / 2.5), peak, psf_peak(fwhms[b], cfg), float(invvar[bands.index(b)].max()))
+            snr_upper_bound(unit_sum * 10 ** ((22.5 - t.mags[b]) / 2.5), l2, psf_l2(fwhms[b], cfg), float(invvar[bands.index(b)].max()))
             for b in snr_bands
         ) if snr_bands else math.inf
         if bound < ac.min_snr_region:
