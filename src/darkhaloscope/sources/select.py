@@ -28,14 +28,6 @@ def assign_split_groups(idents: Iterable[str], fractions: Mapping[str, float], s
     return np.array([assign_split_group(i, fractions, salt) for i in idents], dtype=str)
 
 
-def choose_source(rng: np.random.Generator, bank: SourceBank, split: str) -> int:
-    """Bank index of a source from ``split``'s group, drawn uniformly with ``rng`` (one draw)."""
-    candidates = bank.indices(split)
-    if len(candidates) == 0:
-        raise BankError(f"source bank {bank.path} has no sources in split group '{split}'", path=bank.path, field="split_group")
-    return int(candidates[rng.integers(len(candidates))])
-
-
 _BY_Z: dict[tuple[int, str], tuple[object, np.ndarray, np.ndarray]] = {}
 
 
