@@ -5,7 +5,11 @@ Figures (medians over stamps measured in this run, one process, one core; CPU ti
 process, because the machine may be shared):
 
 - ``render_ms_per_stamp``: our arc (trace once + three Moffat bands) per injected stamp;
-- ``row_ms_per_stamp``: the whole ``inject()`` row (draws, render, noise, metrics) + ``encode_row`` (NPZ encoding);
+- ``row_ms_per_stamp``: the whole ``inject()`` row with one source draw (acceptance off: draws,
+  render, noise, metrics) + ``encode_row`` (NPZ encoding);
+- ``accepted_injection_ms``: CPU time of ``inject()`` at the default ``accept`` criteria (render,
+  metrics and redraws) summed over the tasks, per accepted injection; ``acceptance_rate``: the
+  share of tasks accepted (target: accepted_injection_ms <= 2 x row_ms_per_stamp, same run);
 - ``seed_reference_ms_per_stamp``: the seeds' approach, a lenstronomy ImageModel built per stamp,
   one ray per pixel, three band convolutions;
 - ``converged_reference_ms_per_stamp``: the same with lenstronomy at supersampling 16;
@@ -26,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import fftconvolve
 
-from darkhaloscope.config import Config
+from darkhaloscope.config import Config, replace
 from darkhaloscope.dataset.rows import encode_row
 from darkhaloscope.inject import inject, render_arc
 from darkhaloscope.physics.fastrender import ray_levels, render_unit_fast
@@ -103,27 +107,37 @@ def run(cfg: Config, out_dir: Path) -> dict:
         max_err.append(float(np.max(np.abs(ours - ref).max(axis=(1, 2)) / ref.max(axis=(1, 2)))))
         flux_err.append(float(np.max(np.abs(ours.sum(axis=(1, 2)) / ref.sum(axis=(1, 2)) - 1))))
 
-    # -- whole rows ----------------------------------------------------------------------------
+    # -- whole rows: one draw, and accepted injections at the default criteria -------------------
     n = len(templates)
+    zrng = np.random.default_rng(9)
     meta = {
-        "cosmos_index": np.arange(n), "ident": np.array([f"t{i}" for i in range(n)]), "mag_f814w": np.full(n, 21.0, np.float32),
-        "hlr_arcsec": np.full(n, 0.3, np.float32), "z_phot": np.ones(n, np.float32), "sersic_n": np.ones(n, np.float32),
-        "q": np.ones(n, np.float32), "pixel_scale": np.full(n, 0.03, np.float32), "split_group": np.array(["train"] * n),
+        "cosmos_index": np.arange(n), "ident": np.array([f"t{i}" for i in range(n)]), "mag_f814w": zrng.uniform(21.0, 24.5, n).astype(np.float32),
+        "hlr_arcsec": zrng.uniform(0.15, 0.6, n).astype(np.float32), "z_phot": zrng.uniform(0.8, 2.5, n).astype(np.float32),
+        "sersic_n": np.ones(n, np.float32), "q": np.ones(n, np.float32), "pixel_scale": np.full(n, 0.03, np.float32),
+        "split_group": np.array(["train"] * n),
     }
     bank = SourceBank.from_arrays(templates, meta)
     crng = np.random.default_rng(5)
+    yy, xx = np.mgrid[:s, :s] - (s - 1) / 2
+    lrg = (6.0 / (2 * np.pi * 4.0) * np.exp(-(xx**2 + yy**2) / 8.0)).astype(np.float32)  # an r = 20.5 host
     cut = Cutout(
-        image=crng.normal(0, 0.005, (3, s, s)).astype(np.float32), invvar=np.full((3, s, s), 4e4, np.float32),
+        image=crng.normal(0, 0.005, (3, s, s)).astype(np.float32) + lrg, invvar=np.full((3, s, s), 4e4, np.float32),
         maskbits=np.zeros((s, s), np.int32), brickname="bench",
     )
-    row_ms = []
+    single = replace(cfg, **{"lens.theta_e_policy": "uniform", "accept.max_tries": 1, "accept.min_magnification": 0.0,
+                             "accept.min_snr_region": 0.0, "accept.min_resolvability": 0.0, "accept.min_contrast": 0.0})
+    row_ms, acc_ms, n_acc = [], 0.0, 0
     for i in range(N_FAST):
         task = {
             "task_id": 10_000 + i, "galaxy_id": f"b_{i}", "brickname": "bench", "ra": 1.0, "dec": 2.0, "bx": 100.3, "by": 50.7,
             "split": "train", "role": "injection", "flux_g": 3.0, "flux_r": 6.0, "flux_z": 10.0,
             "psfsize_g": 1.5, "psfsize_r": 1.3, "psfsize_z": 1.2, "psfdepth_g": 2e3, "psfdepth_r": 1e3, "psfdepth_z": 2e2,
+            "z_phot": float(zrng.uniform(0.3, 0.7)), "shape_e1": float(zrng.normal(0, 0.15)), "shape_e2": float(zrng.normal(0, 0.15)),
         }
-        row_ms.append(_timed(lambda t: encode_row(inject(t, cut, bank, cfg), cfg.render.write_arc), task)[0])
+        row_ms.append(_timed(lambda t: encode_row(inject(t, cut, bank, single), single.render.write_arc), task)[0])
+        dt, row = _timed(inject, task, cut, bank, cfg)
+        acc_ms += dt
+        n_acc += bool(row["accepted"])
 
     # -- supersampling convergence table (our sampling == lenstronomy's; reference ss=16) ---------
     table = {}
@@ -151,6 +165,8 @@ def run(cfg: Config, out_dir: Path) -> dict:
     figures = {
         "render_ms_per_stamp": float(np.median(render_ms)),
         "row_ms_per_stamp": float(np.median(row_ms)),
+        "accepted_injection_ms": acc_ms / n_acc if n_acc else float("nan"),
+        "acceptance_rate": n_acc / N_FAST,
         "seed_reference_ms_per_stamp": float(np.median(seed_ms)),
         "converged_reference_ms_per_stamp": float(np.median(ref_ms)),
         "p99_max_pixel_error": float(np.percentile(max_err, 99)),

@@ -1,14 +1,15 @@
 """The heart: one task + its cutout + the source bank + the config -> one stamp row.
 
 ``inject`` is a pure function (no Spark, no I/O): every random draw comes from
-``task_rng(cfg.seed, task_id, stream)`` with the named streams ``"lens"`` (lens and source
-position), ``"source"`` (template, orientation, colours, dmag) and ``"noise"`` (arc shot noise),
-so a row is a function of (task, cutout, bank, config) only. The path of one injection:
+``task_rng(cfg.seed, task_id, stream)`` with the named streams ``"lens"`` (the host's lens,
+once), ``"source"`` (each try's template, orientation, colours, dmag, position) and ``"noise"``
+(arc shot noise), so a row is a function of (task, cutout, bank, config) only. The path of one
+injection:
 
-    params.draw_lens / draw_source_position      lens (SIE + shear) and source position
-    sources.select / sources.colours             template, rotation, flip, band magnitudes
-    physics.fastrender.render_unit_fast          lensed unit-flux image (compiled), traced once for all bands
-    physics.psf.convolve_bands                   per-band Moffat, times each band's flux
+    physics.trials.run_trials                    the lens from the host (physics.population), then
+                                                 sources behind it until the ``accept`` criteria
+                                                 pass (physics.acceptance) or max_tries
+    physics.arc (fastrender + psf)               lensed unit-flux image, per-band Moffat x flux
     physics.fastrow.noise_pixels / add_arc       the arc's own shot noise, added where there is data
     physics.fastrow                              SNRs on good pixels, lensed HLR, magnification
                                                  (compiled equivalents of physics.noise / physics.metrics)
@@ -35,14 +36,13 @@ from .dataset.schema import COLUMN_NAMES
 from .errors import BankError, PhysicsError
 from .ids import task_rng
 from .physics import fastrow
-from .physics.fastrender import render_unit_fast
+from .physics.arc import render_arc, unlensed_fraction_in_stamp
 from .physics.noise import ARC_NOISE_MIN_SKY_FRACTION, sky_nanomaggies_per_pixel
-from .physics.params import LensParams, draw_lens, draw_source_position, f32, lrg_offset_arcsec
-from .physics.psf import convolve_bands, moffat_kernel
+from .physics.params import LensParams, f32
 from .physics.render import SourcePlacement
+from .physics.trials import run_trials, source_scale
 from .sources.bank import SourceBank
-from .sources.colours import band_magnitudes, draw_colours, mag_to_nanomaggies, nanomaggies_to_mag
-from .sources.select import choose_source, draw_orientation
+from .sources.colours import mag_to_nanomaggies
 from .survey.cutout import Cutout
 
 ROW_BANDS = "grz"  # bands with their own columns in the stamp schema
@@ -145,87 +145,19 @@ def _bank_index(bank: SourceBank, cosmos_index: int) -> int:
 
 
 # -- the arc ---------------------------------------------------------------------------------
-def render_arc(
-    template: np.ndarray, lens: LensParams, src: SourcePlacement, mags: Mapping[str, float], fwhms: Mapping[str, float], cfg: Config, supersampling: int
-) -> np.ndarray:
-    """Noiseless arc float32 [B, S, S] (nanomaggies per pixel), bands of ``cfg.survey.bands``.
-
-    The lensed unit-flux image is traced once; each band is that image convolved with its
-    Moffat (FWHM ``fwhms[b]`` arcsec) times the band flux 10^((22.5 - mags[b]) / 2.5).
-    """
-    unit = render_unit_fast(
-        template, lens, src, cfg.survey.stamp_size, cfg.survey.pixel_scale, supersampling,
-        faint_supersampling=cfg.render.faint_supersampling, core_fraction=cfg.render.core_fraction,
-        ray_spacing=cfg.render.ray_spacing,
-    )
-    return band_image(unit, mags, fwhms, cfg)
-
-
-def band_image(unit: np.ndarray, mags: Mapping[str, float], fwhms: Mapping[str, float], cfg: Config) -> np.ndarray:
-    """A unit-flux image [S, S] through each band's PSF times its flux: float32 [B, S, S]
-    (nanomaggies). The one PSF step of every painted role (arcs and roles.py's negatives)."""
-    bands = cfg.survey.bands
-    flux = [float(mag_to_nanomaggies(float(mags[b]))) for b in bands]
-    r = cfg.render
-    return convolve_bands(unit, [float(fwhms[b]) for b in bands], cfg.survey.pixel_scale, r.moffat_beta, r.psf_flux_fraction, scale=flux)
-
-
 def arc_measures(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray, cfg: Config) -> dict:
     """SNRs (arc_snr, arc_snr_sum, arc_snr_region, snr_reason) and lensed_hlr_arcsec of painted
-    light, in the SNR band: the one definition for every painted role."""
+    light, in the SNR band: the one definition for every painted role (arcs and roles.py's negatives)."""
     k = _snr_band(cfg.survey.bands)
     snr, snr_sum, snr_region, reason = fastrow.snr_metrics_fast(arc[k], invvar[k], maskbits)
     return {"arc_snr": _num(snr), "arc_snr_sum": _num(snr_sum), "arc_snr_region": _num(snr_region), "snr_reason": reason,
             "lensed_hlr_arcsec": _num(fastrow.half_light_radius_fast(arc[k], cfg.survey.pixel_scale))}
 
 
-def unlensed_fraction_in_stamp(src_x: float, src_y: float, fwhm: float, cfg: Config) -> float:
-    """Fraction of an unlensed source at (src_x, src_y) arcsec that the PSF keeps in the stamp.
-
-    The source is treated as compact against the stamp margin (it lies within theta_E of the
-    centre): the fraction is the sum of the band's kernel placed at the source position and
-    clipped to the stamp.
-    """
-    s, pix = cfg.survey.stamp_size, cfg.survey.pixel_scale
-    k = moffat_kernel(float(fwhm), pix, cfg.render.moffat_beta, cfg.render.psf_flux_fraction, s - 1)
-    r = k.shape[0] // 2
-    col = int(round(src_x / pix + (s - 1) / 2.0))
-    row = int(round(src_y / pix + (s - 1) / 2.0))
-    r0, r1 = max(0, r - row), min(k.shape[0], r + (s - row))
-    c0, c1 = max(0, r - col), min(k.shape[1], r + (s - col))
-    return float(k[r0:r1, c0:c1].sum()) if r1 > r0 and c1 > c0 else 0.0
-
-
-def _draw(task: Mapping[str, Any], bank: SourceBank, cfg: Config) -> dict:
-    """Every random parameter of one injection, float32-rounded (what the row keeps)."""
-    seed, task_id = cfg.seed, int(task["task_id"])
-    s, pix = cfg.survey.stamp_size, cfg.survey.pixel_scale
-    rng_lens = task_rng(seed, task_id, "lens")
-    lens = draw_lens(rng_lens, cfg.lens, pix, lrg_offset_arcsec(task.get("bx"), task.get("by"), s, pix))
-    src_x, src_y = draw_source_position(rng_lens, lens, cfg.lens)
-
-    rng_src = task_rng(seed, task_id, "source")
-    index = choose_source(rng_src, bank, str(task["split"]))
-    rotation, flip = draw_orientation(rng_src)
-    colours = draw_colours(rng_src, cfg.source)
-    dmag_draw = rng_src.uniform(cfg.source.dmag_min, cfg.source.dmag_max)  # drawn in both modes: stable streams
-
-    flux_r = _num(task.get("flux_r"))
-    host_mag_r = float(nanomaggies_to_mag(flux_r)) if flux_r is not None and flux_r > 0 else None
-    if cfg.source.brightness_mode == "catalog":
-        mag_r = float(bank.meta["mag_f814w"][index]) + cfg.source.mag_shift + colours["r_minus_i"]
-        src_dmag = None if host_mag_r is None else mag_r - host_mag_r
-    else:
-        mag_r = host_mag_r + dmag_draw
-        src_dmag = dmag_draw
-    mags = {b: f32(m) for b, m in band_magnitudes(mag_r, colours, cfg.survey.bands).items()}
-    return {
-        "index": index,
-        "lens": lens,
-        "src": SourcePlacement(src_x, src_y, f32(rotation), bool(flip), float(bank.pixel_scale)),
-        "mags": mags,
-        "src_dmag": None if src_dmag is None else f32(src_dmag),
-    }
+def _good_pixels(cutout: Cutout) -> np.ndarray:
+    """Boolean [S, S] good-pixel mask for the acceptance SNRs (maskbits == 0, DESIGN 3.3; the
+    per-band invvar > 0 is applied by the variance). One place, so a bad-bit policy replaces it."""
+    return np.asarray(cutout.maskbits) == 0
 
 
 def _add_arc(arc: np.ndarray, cutout: Cutout, task_id: int, cfg: Config) -> tuple[np.ndarray, np.ndarray]:
@@ -296,24 +228,32 @@ def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Confi
         return paint_negative(row, task, cutout, bank, cfg)
 
     bands = cfg.survey.bands
-    p = _draw(task, bank, cfg)
-    lens, src, mags = p["lens"], p["src"], p["mags"]
     fwhms = {b: row[f"psf_fwhm_{b}"] if b in ROW_BANDS else f32(float(task[f"psfsize_{b}"])) for b in bands}
-    template = bank.template(p["index"])
-    arc = render_arc(template, lens, src, mags, fwhms, cfg, cfg.render.supersampling)
-
     invvar = cutout.invvar
+    host, t, n_tries, accepted = run_trials(task, cutout.image, invvar, _good_pixels(cutout), bank, fwhms, _sky(cfg), cfg)
+    c = t.criteria
+    row.update(
+        lens_z=host.lens_z, lens_z_kind=host.lens_z_kind, lens_sigma_v=host.sigma_v, lens_sigma_v_kind=host.sigma_v_kind,
+        theta_e_policy=cfg.lens.theta_e_policy, theta_e_status=t.theta_e_status, lens_e_kind=host.e_kind,
+        src_z=t.src_z, accepted=accepted, n_tries=n_tries, accept_reason=t.reason,
+        accept_magnification=_num(c.magnification), arc_snr_region_g=_num(c.snr_region_g), arc_snr_region_r=_num(c.snr_region_r),
+        accept_resolvability=_num(c.resolvability), accept_contrast=_num(c.contrast),
+    )
+    if t.arc is None:  # no source could be placed behind this lens: the host alone, kept and flagged
+        row.update(image=cutout.image, invvar=invvar, maskbits=cutout.maskbits, grids=cutout.grids)  # dataset.rows encodes
+        row["snr_reason"] = f"no arc: {t.reason}"
+        return row
+    lens, src, mags, arc = t.lens, t.src, t.mags, t.arc
     image, flux = _add_arc(arc, cutout, row["task_id"], cfg)
     row.update(image=image, invvar=invvar, maskbits=cutout.maskbits, grids=cutout.grids, host_image=cutout.image, arc=arc)  # dataset.rows encodes
 
     meta = bank.meta
     row.update(
         theta_e=lens.theta_e, lens_e1=lens.e1, lens_e2=lens.e2, shear_g1=lens.g1, shear_g2=lens.g2, lens_x=lens.x, lens_y=lens.y,
-        cosmos_index=int(meta["cosmos_index"][p["index"]]),
-        cosmos_ident=str(meta["ident"][p["index"]]) if "ident" in meta else None,
+        cosmos_index=int(meta["cosmos_index"][t.index]),
+        cosmos_ident=str(meta["ident"][t.index]) if "ident" in meta else None,
         src_x=src.x, src_y=src.y, src_rotation_deg=src.rotation_deg, src_flip=src.flip,
-        src_dmag=p["src_dmag"], brightness_mode=cfg.source.brightness_mode,
-        source_hlr_arcsec=_f32_or_none(meta["hlr_arcsec"][p["index"]]) if "hlr_arcsec" in meta else None,
+        src_dmag=t.src_dmag, brightness_mode=cfg.source.brightness_mode, source_hlr_arcsec=t.source_hlr,
     )
     for b in ROW_BANDS:
         if b in bands:
@@ -323,7 +263,8 @@ def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Confi
     k = _snr_band(bands)
     row.update(arc_measures(arc, invvar, cutout.maskbits, cfg))
     b = bands[k]
-    unlensed = float(mag_to_nanomaggies(mags[b])) * float(template.sum(dtype=np.float64)) * unlensed_fraction_in_stamp(src.x, src.y, fwhms[b], cfg)
+    template_sum = float(bank.template(t.index).sum(dtype=np.float64))
+    unlensed = float(mag_to_nanomaggies(mags[b])) * template_sum * unlensed_fraction_in_stamp(src.x, src.y, fwhms[b], cfg)
     row["magnification"] = _num(flux[k] / unlensed) if unlensed > 0 else None
     return row
 
@@ -341,8 +282,10 @@ def render_arc_from_row(row: Mapping[str, Any], bank: SourceBank, cfg: Config) -
         theta_e=float(row["theta_e"]), e1=float(row["lens_e1"]), e2=float(row["lens_e2"]),
         g1=float(row["shear_g1"]), g2=float(row["shear_g2"]), x=float(row["lens_x"]), y=float(row["lens_y"]),
     )
-    src = SourcePlacement(float(row["src_x"]), float(row["src_y"]), float(row["src_rotation_deg"]), bool(row["src_flip"]), float(bank.pixel_scale))
+    index = _bank_index(bank, int(row["cosmos_index"]))
+    scale = source_scale(float(bank.meta["z_phot"][index]), float(row["src_z"]), cfg) if row.get("src_z") is not None else 1.0
+    src = SourcePlacement(float(row["src_x"]), float(row["src_y"]), float(row["src_rotation_deg"]), bool(row["src_flip"]), float(bank.pixel_scale) * scale)
     mags = {b: float(row[f"src_mag_{b}"]) for b in bands}
     fwhms = {b: float(row[f"psf_fwhm_{b}"]) for b in bands}
-    template = bank.template(_bank_index(bank, int(row["cosmos_index"])))
+    template = bank.template(index)
     return render_arc(template, lens, src, mags, fwhms, cfg, int(row["supersampling"]))

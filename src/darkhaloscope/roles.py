@@ -38,10 +38,10 @@ from .inject import (
     _bank_index,
     _num,
     arc_measures,
-    band_image,
     inject,
     render_arc_from_row,
 )
+from .physics.arc import bands_from_unit
 from .physics.lookalikes import Lookalike, lookalike_unit
 from .physics.params import f32
 from .physics.render import SourcePlacement
@@ -129,7 +129,7 @@ def render_painted_from_row(row: Mapping[str, Any], bank: SourceBank | None, cfg
     bands = cfg.survey.bands
     mags = {b: float(row[f"src_mag_{b}"]) for b in bands}
     fwhms = {b: float(row[f"psf_fwhm_{b}"]) for b in bands}
-    return band_image(_unit_of_row(row, bank, cfg, int(row["supersampling"])), mags, fwhms, cfg)
+    return bands_from_unit(_unit_of_row(row, bank, cfg, int(row["supersampling"])), mags, fwhms, cfg)
 
 
 def paint_negative(row: dict, task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Config) -> dict:

@@ -19,7 +19,7 @@ from darkhaloscope.sources.procedural import build_procedural_bank
 from darkhaloscope.sources.select import (
     assign_split_group,
     assign_split_groups,
-    choose_source,
+    choose_source_behind,
     draw_orientation,
 )
 
@@ -54,13 +54,13 @@ def test_choose_source_stays_in_split_and_is_deterministic(bank_file):
     parts = [set(bank.indices(s).tolist()) for s in SPLITS]
     assert sum(len(p) for p in parts) == len(bank) and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
     for split in SPLITS:
-        chosen = [choose_source(task_rng(7, t, "source"), bank, split) for t in range(400)]
+        chosen = [choose_source_behind(task_rng(7, t, "source"), bank, split, -np.inf) for t in range(400)]
         assert all(groups[i] == split for i in chosen)
         assert len(set(chosen)) > 1
-        assert chosen == [choose_source(task_rng(7, t, "source"), bank, split) for t in range(400)]
+        assert chosen == [choose_source_behind(task_rng(7, t, "source"), bank, split, -np.inf) for t in range(400)]
     empty = SourceBank.from_arrays(np.zeros((1, 8, 8), np.float32), {**{k: v[:1] for k, v in bank.meta.items()}, "split_group": np.array(["train"])})
     with pytest.raises(BankError, match="no sources in split group 'test'"):
-        choose_source(task_rng(7, 1, "source"), empty, "test")
+        choose_source_behind(task_rng(7, 1, "source"), empty, "test", -np.inf)
 
 
 def test_draw_orientation_ranges():

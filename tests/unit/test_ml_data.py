@@ -188,3 +188,26 @@ def test_fast_decode_refuses_what_np_load_refuses():
         decode_image(pickled)
     with pytest.raises(KeyError):
         decode_image(encode_npz(arc=np.zeros((3, 4, 4), np.float32)))
+
+
+def test_unaccepted_injections_and_matched_controls_are_dropped(tmp_path):
+    rows = make_rows("train", 200, seed=4)
+    rng = np.random.default_rng(0)
+    for r in rows:
+        if r["role"] == "injection":
+            r["accepted"] = bool(rng.random() < (0.9 if r["psf_fwhm_r"] < np.median([x["psf_fwhm_r"] for x in rows]) else 0.5))
+    (tmp_path / "split=train").mkdir()
+    pq.write_table(rows_to_table(rows), tmp_path / "split=train" / "part-00000.parquet", row_group_size=32)
+    tcfg = _tcfg(selection_bins=2)
+    info = scan_split(str(tmp_path), "train", tcfg)
+    got = _all(StampStream(str(tmp_path), "train", tcfg, info.meta_stats, shuffle=False))
+    ids = set(got["task_id"].tolist())
+    unaccepted = {r["task_id"] for r in rows if r["role"] == "injection" and not r["accepted"]}
+    controls = {r["task_id"] for r in rows if r["role"] == "control"}
+    assert not ids & unaccepted and len(unaccepted) > 20
+    kept_ctl = len(ids & controls) / len(controls)
+    kept_inj = 1 - len(unaccepted) / (len(rows) - len(controls))
+    assert abs(kept_ctl - kept_inj) < 0.12  # the same share of controls leaves (per bin, by hash)
+    assert info.n_rows == len(ids) and info.selection["drop_share"]
+    off = _all(StampStream(str(tmp_path), "train", _tcfg(accepted_only=False), info.meta_stats, shuffle=False))
+    assert len(off["task_id"]) == len(rows)  # without the selection every row is read

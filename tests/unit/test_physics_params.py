@@ -9,18 +9,25 @@ from darkhaloscope.config import Config, replace
 from darkhaloscope.physics.params import (
     LensParams,
     cut_curve,
-    draw_lens,
     draw_source_position,
     lrg_offset_arcsec,
 )
 from darkhaloscope.physics.render import ray_shoot
+from darkhaloscope.physics.trials import draw_host_lens
+
+
+def draw_lens(cfg: Config, task_id: int) -> LensParams:
+    """The seeds' flat draws (theta_e_policy uniform, ellipticity_policy random) of physics/trials.py."""
+    h = draw_host_lens({"task_id": task_id}, cfg)
+    return LensParams(h.theta_e_uniform, h.e1, h.e2, h.g1, h.g2, h.x, h.y)
 
 
 def test_draws_within_bounds_and_float32():
-    cfg = Config().lens
+    full = replace(Config(), **{"lens.theta_e_policy": "uniform", "lens.ellipticity_policy": "random"})
+    cfg = full.lens
     rng = np.random.default_rng(0)
-    for _ in range(300):
-        lens = draw_lens(rng, cfg, 0.262)
+    for t in range(300):
+        lens = draw_lens(full, t)
         assert cfg.theta_e_min <= lens.theta_e <= cfg.theta_e_max
         assert np.hypot(lens.e1, lens.e2) <= cfg.ellipticity_max + 1e-6
         assert np.hypot(lens.g1, lens.g2) <= cfg.shear_max + 1e-6
@@ -47,10 +54,11 @@ def test_sis_cut_is_the_einstein_circle():
 
 def test_caustic_mode_sources_are_multiply_imaged():
     """Every drawn source has >= 2 images: counted by ray-shooting a fine polar grid."""
-    cfg = replace(Config(), **{"lens.source_position": "caustic"}).lens
+    full = replace(Config(), **{"lens.source_position": "caustic", "lens.theta_e_policy": "uniform", "lens.ellipticity_policy": "random"})
+    cfg = full.lens
     rng = np.random.default_rng(5)
-    for _ in range(10):
-        lens = draw_lens(rng, cfg, 0.262)
+    for t in range(10):
+        lens = draw_lens(full, 1000 + t)
         sx, sy = draw_source_position(rng, lens, cfg)
         assert np.hypot(sx - lens.x, sy - lens.y) < 1.5 * lens.theta_e
         # images = image-plane points that map within 0.01" of the source, in separate clumps

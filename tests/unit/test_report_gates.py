@@ -57,6 +57,7 @@ def test_leaks_and_tampered_snr_fail_their_gates_and_the_cli(tmp_path, capsys):
     assert _statuses(result) == {
         "physics.snr_recomputed": "fail", "physics.rerender": "skipped", "leakage.galaxy_id": "fail",
         "leakage.cosmos_index": "fail", "shortcuts.nuisance_classifier": "pass", "shortcuts.central_brightness": "pass",
+        "acceptance.criteria": "skipped",
     }
     assert gates["leakage.cosmos_index"]["details"]["overlaps"]["train|test"] == 1
     assert "train & test" in gates["leakage.cosmos_index"]["message"]

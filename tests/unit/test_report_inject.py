@@ -38,7 +38,7 @@ def bank() -> SourceBank:
     meta = {
         "cosmos_index": np.arange(5000, 5000 + n), "ident": np.array([f"id{i}" for i in range(n)]),
         "mag_f814w": np.linspace(21.0, 23.5, n).astype(np.float32), "hlr_arcsec": np.full(n, 0.3, np.float32),
-        "z_phot": np.ones(n, np.float32), "sersic_n": np.ones(n, np.float32), "q": np.ones(n, np.float32),
+        "z_phot": np.linspace(0.8, 2.5, n).astype(np.float32), "sersic_n": np.ones(n, np.float32), "q": np.ones(n, np.float32),
         "pixel_scale": np.full(n, 0.03, np.float32), "split_group": np.array([SPLITS[i % 3] for i in range(n)]),
     }
     return SourceBank.from_arrays(galsim_templates(n, seed=5), meta)
@@ -59,7 +59,9 @@ def _cutout(rng: np.random.Generator, flux_r: float, sigma: float) -> Cutout:
 
 @pytest.fixture(scope="module")
 def rows(bank) -> list[dict]:
-    cfg = Config()
+    from darkhaloscope.config import replace
+
+    cfg = replace(Config(), **{"lens.theta_e_out_of_range": "clip"})  # every injection gets an arc to check
     rng = np.random.default_rng(11)
     out = []
     for i in range(240):
@@ -73,6 +75,7 @@ def rows(bank) -> list[dict]:
             "flux_g": 0.25 * flux_r, "flux_r": flux_r, "flux_z": 2.0 * flux_r, "flux_w1": 4 * flux_r,
             "psfsize_g": 1.1 * psf_r, "psfsize_r": psf_r, "psfsize_z": 0.9 * psf_r,
             "psfdepth_g": 1 / (0.7 * sigma) ** 2, "psfdepth_r": 1 / sigma**2, "psfdepth_z": 1 / (2 * sigma) ** 2,
+            "z_phot": rng.uniform(0.3, 0.6), "shape_e1": rng.normal(0, 0.15), "shape_e2": rng.normal(0, 0.15),
         }
         out.append(inject(task, _cutout(rng, flux_r, sigma), bank, cfg))
     return out

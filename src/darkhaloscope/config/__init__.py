@@ -7,6 +7,7 @@ validates and hashes. A YAML file only needs the keys it changes.
 ``python -m darkhaloscope.config`` prints every field with its unit and documentation.
 """
 
+from .accept import AcceptConfig
 from .bank import BankConfig, ProceduralBankConfig
 from .core import (
     EXECUTION_ONLY_FIELDS,
@@ -27,7 +28,7 @@ from .physics import LensConfig, RenderConfig, SourceConfig
 from .survey import LrgCutsConfig, PathsConfig, SurveyConfig, SyntheticSurveyConfig, TasksConfig
 
 __all__ = [
-    "EXECUTION_ONLY_FIELDS", "HASHED_ROLES", "LOOKALIKE_KINDS", "PAINTED_ROLES", "ROLE_LABELS", "ROLES", "NegativesConfig", "SPLITS", "BankConfig", "Config", "EmrConfig", "GenerateConfig",
+    "EXECUTION_ONLY_FIELDS", "HASHED_ROLES", "LOOKALIKE_KINDS", "PAINTED_ROLES", "ROLE_LABELS", "ROLES", "NegativesConfig", "AcceptConfig", "SPLITS", "BankConfig", "Config", "EmrConfig", "GenerateConfig",
     "LensConfig", "LrgCutsConfig", "PathsConfig", "ProceduralBankConfig", "RenderConfig",
     "ReportConfig", "SourceConfig", "StageConfig", "SurveyConfig", "SyntheticSurveyConfig", "TasksConfig",
     "TrainConfig", "config_from_dict", "config_hash", "config_to_dict", "describe", "load_config",

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from .accept import AcceptConfig
 from .bank import BankConfig
 from .emr import EmrConfig
 from .fields import HASHED_ROLES, ROLES, SPLITS, param, section
@@ -43,6 +44,7 @@ class Config:
     render: RenderConfig = section(RenderConfig)
     negatives: NegativesConfig = section(NegativesConfig)
     stage: StageConfig = section(StageConfig)
+    accept: AcceptConfig = section(AcceptConfig)
     generate: GenerateConfig = section(GenerateConfig)
     report: ReportConfig = section(ReportConfig)
     train: TrainConfig = section(TrainConfig)
@@ -159,6 +161,7 @@ def _cross_checks(cfg: Config) -> None:
         ("bank.mag_min", cfg.bank.mag_min, "bank.mag_max", cfg.bank.mag_max),
         ("bank.zphot_min", cfg.bank.zphot_min, "bank.zphot_max", cfg.bank.zphot_max),
         ("source.dmag_min", cfg.source.dmag_min, "source.dmag_max", cfg.source.dmag_max),
+        ("lens.sigma_v_min", cfg.lens.sigma_v_min, "lens.sigma_v_max", cfg.lens.sigma_v_max),
         ("survey.synthetic.seeing_r_min", cfg.survey.synthetic.seeing_r_min, "survey.synthetic.seeing_r_max", cfg.survey.synthetic.seeing_r_max),
         ("bank.procedural.n_knots_min", cfg.bank.procedural.n_knots_min, "bank.procedural.n_knots_max", cfg.bank.procedural.n_knots_max),
     ]

@@ -37,4 +37,6 @@ class TrainConfig:
     grad_clip: float = param(1.0, "Clip the gradient norm at this (0 = off).", "", ge=0.0)
     eval_bootstrap: int = param(200, "Stratified bootstrap resamples for evaluation intervals.", "count", ge=0)
     role_weights: dict = param({}, "Per-role weight of a row in the training loss (a sampling weight in expectation), e.g. {ring: 2.0}; roles not listed weigh 1; weight 0: the role's rows add nothing to the loss.", "weight")
+    accepted_only: bool = param(True, "Drop injections with accepted = false and, per host PSF/depth bin, the same share of controls (so selection never becomes a label).", "")
+    selection_bins: int = param(4, "Quantile bins per axis (psf_fwhm_r, psfdepth_r) of the matched control drop.", "count", ge=1, le=20)
     val_split: str = param("val", "Split used to pick the best checkpoint.", "", choices=("val", "test", "train"))

@@ -18,6 +18,20 @@ class LensConfig:
     center_offset_max: float = param(0.5, "Maximum lens-centre offset from the stamp centre (uniform per axis).", "pixel", ge=0.0, le=5.0)
     source_position: str = param("theta_fraction", "How the source position is drawn: within a fraction of theta_E, or inside the caustic region.", "", choices=("theta_fraction", "caustic"))
     source_radius_fraction: float = param(0.5, "Source offset radius <= fraction * theta_E (area-uniform).", "fraction", ge=0.0, le=2.0)
+    # population: redshifts, Einstein radius from the host, mass follows light (docs/PHYSICS.md)
+    min_dz: float = param(0.1, "Only sources with src_z >= lens_z + min_dz are drawn.", "redshift", ge=0.0, le=5.0)
+    theta_e_policy: str = param("host", "'host': theta_E from the host's sigma_v and both redshifts (SIS); 'uniform': U(theta_e_min, theta_e_max), the seeds' flat draw.", "", choices=("host", "uniform"))
+    theta_e_out_of_range: str = param("reject", "A source whose host theta_E falls outside [theta_e_min, theta_e_max]: 'reject' (the try fails, another source is drawn) or 'clip' (theta_E clipped to the range).", "", choices=("reject", "clip"))
+    cosmology: str = param("Planck18", "astropy.cosmology realisation for D_s, D_ls and distance moduli.", "", choices=("Planck18", "Planck15", "WMAP9"))
+    fj_log_sigma_at_m21: float = param(2.20, "Faber-Jackson zero point: log10 sigma_v at rest-frame M_r = -21 (SDSS early types, Bernardi et al. 2003; BOSS CMASS sigma ~240 km/s at M_r ~ -22.8, Thomas et al. 2013).", "log10(km/s)", ge=1.5, le=3.0)
+    fj_slope: float = param(-0.1, "Faber-Jackson slope d log10 sigma_v / d M_r (L ~ sigma^4).", "dex/mag", ge=-0.5, le=0.0)
+    fj_scatter_dex: float = param(0.08, "Scatter of log10 sigma_v at fixed luminosity (Bernardi et al. 2003).", "dex", ge=0.0, le=0.5)
+    kcorr_r_per_z: float = param(2.3, "Linear K-correction of an elliptical in r: K_r(z) = kcorr_r_per_z * z (Poggianti 1997, E template, z < 0.8, +-0.2 mag).", "mag", ge=0.0, le=5.0)
+    sigma_v_min: float = param(100.0, "Lower bound of the host sigma_v (Faber-Jackson draws are clipped to [sigma_v_min, sigma_v_max]).", "km/s", gt=0.0, le=1000.0)
+    sigma_v_max: float = param(450.0, "Upper bound of the host sigma_v.", "km/s", gt=0.0, le=1000.0)
+    ellipticity_policy: str = param("light", "'light': SIE e1/e2 from the host's Tractor shape_e1/e2 (image frame) plus scatter; 'random': |e| uniform in [0, ellipticity_max] with a random angle.", "", choices=("light", "random"))
+    ellipticity_scatter: float = param(0.05, "Gaussian scatter added to each of the mass e1, e2 (mass vs light ellipticity).", "", ge=0.0, le=0.5)
+    angle_scatter_deg: float = param(10.0, "Gaussian scatter of the mass position angle about the light's (SLACS: ~10 deg, Koopmans et al. 2006; Bolton et al. 2008).", "deg", ge=0.0, le=90.0)
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,12 @@ class SourceConfig:
     r_minus_z_sigma: float = param(0.25, "Scatter of r - z.", "mag", ge=0.0)
     colour_correlation: float = param(0.5, "Correlation coefficient of the (g-r, r-z) Gaussian (dust reddens both).", "", ge=-0.99, le=0.99)
     colour_clip_sigma: float = param(3.0, "Colours are truncated at mean +- this many sigma (redrawn).", "sigma", gt=0.0, le=10.0)
+    colour_model: str = param("redshift", "'redshift': colours of a star-forming SED at the source's src_z (sources/sed.py) with the *_sigma scatter, or the bank's own g/r/z photometry when it has them; 'gaussian': the fixed means above for every source.", "", choices=("redshift", "gaussian"))
+    sed_uv_slope: float = param(-1.8, "UV continuum slope beta (f_lambda ~ lambda^beta) blueward of 4000 A rest frame (star-forming galaxies z~1-3: Bouwens et al. 2014).", "", ge=-3.5, le=1.0)
+    sed_break: float = param(1.3, "Flux ratio across the 4000 A break, f_nu(red)/f_nu(blue) (young star-forming populations: Kauffmann et al. 2003).", "", ge=1.0, le=3.0)
+    sed_red_slope: float = param(-1.0, "Continuum slope beta (f_lambda ~ lambda^beta) redward of 4000 A rest frame.", "", ge=-3.5, le=1.0)
+    redshift_policy: str = param("native", "'native': each template at its own catalogue z and magnitude; 'rescale': paltas-style size and surface-brightness rescaling to a target z (see docs/PHYSICS.md).", "", choices=("native", "rescale"))
+    rescale_target_z: float = param(1.5, "Target source redshift for redshift_policy 'rescale' (at least lens_z + lens.min_dz).", "redshift", gt=0.0, le=6.0)
 
 
 @dataclass(frozen=True)

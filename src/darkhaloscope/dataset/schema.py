@@ -2,7 +2,10 @@
 
 Units: fluxes in nanomaggies, angles and sizes in arcsec, positions in arcsec from the stamp
 centre (``lens_x``/``lens_y``/``src_x``/``src_y``, lenstronomy's x = +column, y = +row),
-PSF FWHM in arcsec, ``psfdepth_*`` in 1/nanomaggy^2 (DR10's inverse-variance depth).
+PSF FWHM in arcsec, ``psfdepth_*`` in 1/nanomaggy^2 (DR10's inverse-variance depth), ``lens_sigma_v``
+in km/s, redshifts dimensionless. ``accepted`` / ``n_tries`` / ``accept_*`` / ``arc_snr_region_g|r``
+say whether and after how many source draws the injection met the ``accept`` criteria, with each
+criterion's value (physics/trials.py).
 Columns that do not apply to a row (lens and arc columns of controls, SNRs of a stamp without
 good pixels) are null, never NaN.
 """
@@ -95,6 +98,23 @@ FIELDS: list[pa.Field] = [
     pa.field("snr_reason", pa.string()),
     pa.field("lensed_hlr_arcsec", _F32),
     pa.field("magnification", _F32),
+    # population and acceptance (physics/trials.py; docs/PHYSICS.md): null for controls
+    pa.field("lens_z", _F32),
+    pa.field("lens_z_kind", pa.string()),
+    pa.field("lens_sigma_v", _F32),
+    pa.field("lens_sigma_v_kind", pa.string()),
+    pa.field("theta_e_policy", pa.string()),
+    pa.field("theta_e_status", pa.string()),
+    pa.field("lens_e_kind", pa.string()),
+    pa.field("src_z", _F32),
+    pa.field("accepted", pa.bool_()),
+    pa.field("n_tries", pa.int16()),
+    pa.field("accept_reason", pa.string()),
+    pa.field("accept_magnification", _F32),
+    pa.field("arc_snr_region_g", _F32),
+    pa.field("arc_snr_region_r", _F32),
+    pa.field("accept_resolvability", _F32),
+    pa.field("accept_contrast", _F32),
     # provenance
     pa.field("seed", pa.int64(), nullable=False),
     pa.field("supersampling", pa.int16()),

@@ -14,7 +14,9 @@ from several row groups. Same seed, epoch and worker count -> the same batches.
 Rows: ``cutout_ok = false`` rows are skipped; the label of a row is its role's
 (``ids.label_of``: 1 = injection, known_lens; 0 = control, unlensed, ring, impostor) and its loss
 weight ``train.role_weights[role]`` (default 1); the row filters of ``cfg.train`` (arc_snr range,
-theta_E / PSF FWHM) apply to injections only (the other roles are not filtered by their arc). ``max_rows_per_split`` keeps the rows with the smallest (seed-salted) hash of
+theta_E / PSF FWHM) apply to injections only (the other roles are not filtered by their arc);
+``train.accepted_only`` drops ``accepted = false`` injections and the same share of the label-0
+roles made on the same hosts per host PSF/depth bin (ml/selection.py). ``max_rows_per_split`` keeps the rows with the smallest (seed-salted) hash of
 ``task_id``: a fixed, split-wide random subset, the same every epoch.
 
 A batch is a dict of tensors: ``image`` float32 [N, B, S, S] (normalised), ``meta`` float32
@@ -34,51 +36,14 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from ..config import ROLES, TrainConfig
+from ..config import TrainConfig
 from ..dataset.reader import split_dataset
 from ..dataset.stamp import decode_image, decode_image_readonly  # noqa: F401 (the loader's decode; re-exported)
 from ..dataset.storage import StorageOptions, filesystem_for
 from ..errors import DatasetError
 from ..ids import labels_of
 from .normalize import get_normalizer
-
-FILTER_COLUMNS = ("task_id", "role", "cutout_ok", "arc_snr", "theta_e", "psf_fwhm_r")
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-def task_hash(task_id: np.ndarray, seed: int) -> np.ndarray:
-    """splitmix64 of ``task_id`` salted by ``seed``: uint64, uniform, stable across machines."""
-    with np.errstate(over="ignore"):
-        z = np.asarray(task_id, dtype=np.int64).view(np.uint64) + np.uint64(seed % 2**64) * np.uint64(0x9E3779B97F4A7C15)
-        z = z + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return (z ^ (z >> np.uint64(31))) & _MASK64
-
-
-def _col(table: pa.Table, name: str) -> np.ndarray:
-    """A numeric column as float64 with nulls as NaN."""
-    return table[name].to_numpy(zero_copy_only=False).astype(np.float64)
-
-
-def row_mask(table: pa.Table, tcfg: TrainConfig) -> np.ndarray:
-    """Rows kept for training / evaluation: cutout_ok, a known role, and the injection filters."""
-    ok = table["cutout_ok"].to_numpy(zero_copy_only=False).astype(bool)
-    role = table["role"].to_numpy(zero_copy_only=False)
-    inj = role == "injection"
-    keep = ok & np.isin(role, ROLES)
-    if tcfg.arc_snr_min > 0 or tcfg.arc_snr_max > 0:
-        snr = _col(table, "arc_snr")
-        good = np.ones(len(snr), bool)
-        if tcfg.arc_snr_min > 0:
-            good &= snr >= tcfg.arc_snr_min
-        if tcfg.arc_snr_max > 0:
-            good &= snr <= tcfg.arc_snr_max
-        keep &= ~inj | good  # NaN SNR (no good pixels) fails the filter
-    if tcfg.theta_e_over_psf_min > 0:
-        ratio = _col(table, "theta_e") / _col(table, "psf_fwhm_r")
-        keep &= ~inj | (ratio >= tcfg.theta_e_over_psf_min)
-    return keep
+from .selection import FILTER_COLUMNS, MatchedSelection, _col, row_mask, split_selection, task_hash  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -94,6 +59,7 @@ class SplitInfo:
     meta_features: list[str] = field(default_factory=list)
     meta_mean: list[float] = field(default_factory=list)
     meta_std: list[float] = field(default_factory=list)
+    selection: dict | None = None  # ml/selection.py MatchedSelection of this split
 
     @property
     def meta_stats(self) -> dict:
@@ -114,7 +80,8 @@ def scan_split(root: str, split: str, tcfg: TrainConfig, seed: int = 0, options:
         table = split_dataset(root, split, options).to_table(columns=cols)
     except (OSError, pa.ArrowInvalid) as exc:
         raise DatasetError(f"cannot read split {split!r} of dataset {root}: {exc}", path=str(root)) from None
-    keep = row_mask(table, tcfg)
+    selection = split_selection(table, tcfg)
+    keep = row_mask(table, tcfg, selection)
     n_skipped = int((~table["cutout_ok"].to_numpy(zero_copy_only=False).astype(bool)).sum())
     hashes = task_hash(table["task_id"].to_numpy(), seed)[keep]
     hash_max = np.iinfo(np.uint64).max
@@ -135,7 +102,8 @@ def scan_split(root: str, split: str, tcfg: TrainConfig, seed: int = 0, options:
                                path=str(root), row=tid, field=name)
         mean.append(float(values.mean()))
         std.append(float(values.std()) or 1.0)  # a constant feature standardises to 0
-    return SplitInfo(split, kept.num_rows, inj, kept.num_rows - inj, n_skipped, int(hash_max), features, mean, std)
+    return SplitInfo(split, kept.num_rows, inj, kept.num_rows - inj, n_skipped, int(hash_max), features, mean, std,
+                     selection.to_dict() if selection else None)
 
 
 @dataclass(frozen=True)
@@ -176,6 +144,17 @@ class StampStream(IterableDataset):
         self.epoch = 0
         self.columns = list(dict.fromkeys([*FILTER_COLUMNS, *self.features, *self.extra_columns, "stamp_npz"]))
         self.units = self._list_units()
+        self.selection = self._selection()
+
+    def _selection(self) -> MatchedSelection | None:
+        """The split's matched selection (light columns of the whole split, read once)."""
+        if not self.tcfg.accepted_only:
+            return None
+        try:
+            table = split_dataset(self.root, self.split, self.options).to_table(columns=list(FILTER_COLUMNS))
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise DatasetError(f"cannot read split {self.split!r} of dataset {self.root}: {exc}", path=self.root) from None
+        return split_selection(table, self.tcfg)
 
     def _list_units(self) -> list[_Unit]:
         fs, _ = filesystem_for(self.root, self.options)
@@ -205,7 +184,7 @@ class StampStream(IterableDataset):
                 table = pq.ParquetFile(f).read_row_group(unit.row_group, columns=self.columns)
         except (OSError, pa.ArrowInvalid) as exc:
             raise DatasetError(f"cannot read row group {unit.row_group} of {unit.path}: {exc}", path=unit.path) from None
-        keep = row_mask(table, self.tcfg)
+        keep = row_mask(table, self.tcfg, self.selection)
         if self.hash_max != np.iinfo(np.uint64).max:
             keep &= task_hash(table["task_id"].to_numpy(), self.seed) <= self.hash_max
         return table.filter(pa.array(keep))

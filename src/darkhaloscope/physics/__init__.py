@@ -12,12 +12,12 @@ from .metrics import (
     snr_metrics,
 )
 from .noise import arc_poisson_noise, effective_gain, sky_nanomaggies_per_pixel
-from .params import LensParams, draw_lens, draw_source_position, lrg_offset_arcsec
+from .params import LensParams, draw_source_position, lrg_offset_arcsec
 from .psf import convolve_bands, moffat_kernel
 from .render import SourcePlacement, arc_mask, ray_shoot, render_unit
 
 __all__ = [
     "LensParams", "SourcePlacement", "arc_mask", "arc_poisson_noise", "arc_snr", "arc_snr_region", "arc_snr_sum",
-    "convolve_bands", "draw_lens", "draw_source_position", "effective_gain", "good_pixels", "half_light_radius",
+    "convolve_bands", "draw_source_position", "effective_gain", "good_pixels", "half_light_radius",
     "lrg_offset_arcsec", "moffat_kernel", "ray_levels", "ray_shoot", "render_unit", "render_unit_fast", "sky_nanomaggies_per_pixel", "snr_metrics",
 ]

@@ -70,31 +70,6 @@ def lrg_offset_arcsec(bx: float | None, by: float | None, size: int, pixel_scale
     return out[0], out[1]
 
 
-def draw_lens(rng: np.random.Generator, cfg: LensConfig, pixel_scale: float, centre: tuple[float, float] = (0.0, 0.0)) -> LensParams:
-    """Draw SIE + shear parameters (seeds' distributions, bounds from ``cfg``).
-
-    theta_E uniform in [theta_e_min, theta_e_max] (arcsec); |e| uniform in [0, ellipticity_max]
-    and |gamma| uniform in [0, shear_max], each with a uniform position angle; lens centre =
-    ``centre`` (arcsec, the LRG) + a uniform offset of up to ``center_offset_max`` pixels per axis.
-    Values are float32-rounded.
-    """
-    theta_e = rng.uniform(cfg.theta_e_min, cfg.theta_e_max)
-    e = rng.uniform(0.0, cfg.ellipticity_max)
-    phi_e = rng.uniform(0.0, np.pi)
-    g = rng.uniform(0.0, cfg.shear_max)
-    phi_g = rng.uniform(0.0, np.pi)
-    off = rng.uniform(-1.0, 1.0, size=2) * cfg.center_offset_max * pixel_scale
-    return LensParams(
-        theta_e=f32(theta_e),
-        e1=f32(e * np.cos(2 * phi_e)),
-        e2=f32(e * np.sin(2 * phi_e)),
-        g1=f32(g * np.cos(2 * phi_g)),
-        g2=f32(g * np.sin(2 * phi_g)),
-        x=f32(centre[0] + off[0]),
-        y=f32(centre[1] + off[1]),
-    )
-
-
 def cut_curve(lens: LensParams, n: int = 720) -> tuple[np.ndarray, np.ndarray]:
     """The SIE's pseudo-caustic (cut) relative to the lens centre: (angle, radius) in (rad, arcsec).
 

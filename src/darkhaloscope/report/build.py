@@ -20,6 +20,7 @@ from ..dataset.storage import StorageOptions, filesystem_for, is_s3, join
 from ..errors import DatasetError, StorageError, redact
 from . import figures as figs
 from . import gates as G
+from .acceptance import acceptance_summary, gate_criteria, trainer_keep_ids
 from .accumulate import hash64_strings
 from .markdown import render_markdown
 from .pixels import StampGeometry, snr_band_index
@@ -89,9 +90,10 @@ def _galaxy_examples(src: DatasetSource, tallies: dict, pairs: dict) -> list:
     return [f"galaxy_id {g} in {' & '.join(sorted(s))}" for g, s in sorted(found.items()) if len(s) > 1][:5]
 
 
-def _pick_gallery(ps, n: int) -> tuple[list, list]:
-    controls = ps.gallery["control"].items()[:n]
-    inj = sorted(ps.gallery["injection"].items(), key=lambda d: -np.inf if d["arc_snr"] is None else d["arc_snr"])
+def _pick_gallery(ps, n: int, kept: set | None = None) -> tuple[list, list]:
+    """Controls and injections the trainer keeps (accepted ones), injections spread in arc_snr."""
+    controls = [d for d in ps.gallery["control"].items() if kept is None or d["task_id"] in kept][:n]
+    inj = sorted([d for d in ps.gallery["injection"].items() if kept is None or d["task_id"] in kept], key=lambda d: -np.inf if d["arc_snr"] is None else d["arc_snr"])
     if len(inj) > n:
         inj = [inj[int(round(i))] for i in np.linspace(0, len(inj) - 1, n)]
     return controls, inj
@@ -148,11 +150,15 @@ def build_report(root: str, cfg: Config, bank=None, options: StorageOptions | No
     cos_sets = {s: t.cosmos for s, t in tallies.items()}
     cos_pairs = G.overlaps(cos_sets)
     g_cos = G.gate_leak_cosmos(cos_pairs, cos_sets, f["leak"])
-    feats, labels, central, subtracted = classic_subset(ps)  # controls vs injections; each negative role below
+    # the shortcut gates judge the rows the trainer keeps (ml/selection.py): what the model will see
+    kept = trainer_keep_ids(src, cfg)
+    feats, labels, central, subtracted = classic_subset(ps, kept)  # controls vs injections; each negative role below
     g_clf, clf_fig = G.gate_shortcut_classifier(feats, labels, cfg, f["clf"])
+    g_clf.details["after_trainer_selection"] = {"rows_sampled": len(ps.task_ids), "rows_kept": sum(t in kept for t in ps.task_ids), "train.accepted_only": cfg.train.accepted_only}
     g_cen, cen_fig = G.gate_central_brightness(central, labels, subtracted, cfg, f["central"], cfg.survey.bands)
-    g_roles, role_figs = role_gates(ps, cfg, cfg.survey.bands)
-    gates = [g_snr, g_rr, g_gal, g_cos, g_clf, g_cen, *g_roles]
+    g_roles, role_figs = role_gates(ps, cfg, cfg.survey.bands, kept)
+    g_acc = gate_criteria(src, cfg)
+    gates = [g_snr, g_rr, g_gal, g_cos, g_clf, g_cen, *g_roles, g_acc]
     roles_table = role_tally.table(cfg)
 
     # 4. tables and per-split pixel-sample shares
@@ -198,6 +204,7 @@ def build_report(root: str, cfg: Config, bank=None, options: StorageOptions | No
         "rows": dict(src.rows),
         "tables": split_tables,
         "roles": roles_table,
+        "acceptance": acceptance_summary(src),
         "pixel_sample": {"row_group_fraction": fraction, "row_groups": ps.n_row_groups, "rows": ps.n_rows,
                          "annulus_r_min_arcsec": geom.r_outer, "central_radius_arcsec": geom.r_central,
                          "arc_flux_fraction_in_annulus_max": float(np.max(ps.arc_outer_fraction)) if ps.arc_outer_fraction else None,
@@ -212,7 +219,7 @@ def build_report(root: str, cfg: Config, bank=None, options: StorageOptions | No
         for name, (log_x, unit) in HISTOGRAMS.items():
             fn = f"hist_{name}.png"
             figures[fn] = figs.histograms(name, {s: t.sampled(name) for s, t in tallies.items()}, log_x=log_x, unit=unit)
-        controls, inj = _pick_gallery(ps, rc.gallery_size)
+        controls, inj = _pick_gallery(ps, rc.gallery_size, kept)
         figures["gallery.png"] = figs.gallery(controls, inj, rc.gallery_stretch, rc.gallery_q, f"top: controls; bottom: injections by arc_snr (g,r,z Lupton asinh, stretch {rc.gallery_stretch:g} nMgy, Q {rc.gallery_q:g})")
         figures["gallery_arcs.png"] = figs.arcs_gallery(inj, rc.gallery_arc_stretch, rc.gallery_q)
         figures["arc_snr_vs_theta_e.png"] = figs.scatter_snr_theta({s: (t.sampled("theta_e"), t.sampled("arc_snr")) for s, t in tallies.items()})
@@ -225,6 +232,7 @@ def build_report(root: str, cfg: Config, bank=None, options: StorageOptions | No
             figures[fn] = figs.shortcut(fig, rc.shortcut_auc_max) if kind == "clf" else figs.central(fig, cfg.survey.bands)
         figures["roles_brightness.png"] = figs.histograms("arc_flux_r", role_tally.sampled("arc_flux_r"), log_x=True, unit="nanomaggy")
         figures["roles_arc_snr.png"] = figs.histograms("arc_snr", role_tally.sampled("arc_snr"), log_x=True, unit="")
+        figures[g_acc.figure] = figs.acceptance(data["acceptance"])
     data["figures"] = sorted(figures)
     data = _jsonable(data)
     return ReportResult(data, render_markdown(data, list(STAT_COLUMNS)), figures, gates)

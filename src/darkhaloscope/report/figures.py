@@ -119,6 +119,31 @@ def scatter_snr_theta(per_split: dict) -> bytes:
     return _png(fig)
 
 
+def acceptance(summary: dict) -> bytes:
+    """Acceptance rate (bars) and mean n_tries (line) in tertiles of theta_E, PSF FWHM and depth."""
+    fig = Figure(figsize=(10.0, 3.2))
+    for k, (key, label) in enumerate((("by_theta_e", "theta_E [arcsec]"), ("by_psf_fwhm_r", "PSF FWHM r [arcsec]"), ("by_psfdepth_r", "psfdepth r [1/nMgy^2]"))):
+        ax = fig.add_subplot(1, 3, k + 1)
+        bins = summary.get(key) or []
+        names = [f"{b['range'][0]:.3g}-{b['range'][1]:.3g}" for b in bins]
+        ax.bar(names, [b["acceptance_rate"] or 0.0 for b in bins], color="tab:blue", alpha=0.7)
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel(label, fontsize=8)
+        ax.tick_params(labelsize=7)
+        if k == 0:
+            ax.set_ylabel("accepted fraction")
+        tw = ax.twinx()
+        tw.plot(names, [b["mean_n_tries"] or 0.0 for b in bins], "o-", color="tab:red")
+        tw.set_ylim(0, None)
+        tw.tick_params(labelsize=7)
+        if k == 2:
+            tw.set_ylabel("mean n_tries", color="tab:red")
+    rate = summary.get("acceptance_rate")
+    fig.suptitle(f"acceptance at generation: {100 * rate:.1f} % accepted" if rate is not None else "acceptance: no data", fontsize=9)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def snr_check(checks: list) -> bytes:
     """Stored against recomputed arc_snr, arc_snr_sum and arc_snr_region."""
     fig = Figure(figsize=(10.0, 3.4))

@@ -52,6 +52,7 @@ def render_markdown(data: dict, stat_columns: list) -> str:
     if data["warnings"]:
         lines += ["Warnings:", ""] + [f"- {w}" for w in data["warnings"]] + [""]
 
+    lines += _acceptance(data.get("acceptance") or {})
     lines += ["## 1. Overall statistics", ""]
     rows = [
         ["Rows"] + [_fmt(T[s]["rows"]) for s in splits],
@@ -87,3 +88,20 @@ def render_markdown(data: dict, stat_columns: list) -> str:
         lines.append(f"- [{name}](figures/{name})")
     lines += ["", "![gallery](figures/gallery.png)", "", "![arcs](figures/gallery_arcs.png)", "", "![arc_snr vs theta_E](figures/arc_snr_vs_theta_e.png)", ""]
     return "\n".join(lines)
+
+
+def _acceptance(a: dict) -> list[str]:
+    """The generation-time acceptance section (report/acceptance.py)."""
+    if not a.get("available"):
+        return []
+    lines = ["## Acceptance at generation", "",
+             f"{a['accepted']:,} of {a['injections']:,} injections accepted ({_fmt(100 * a['acceptance_rate'], True)}), "
+             f"mean n_tries {_fmt(a['mean_n_tries'])}; Spearman(theta_E, host flux_r) = {_fmt(a['spearman_theta_e_vs_host_flux_r'])}.", ""]
+    rows = []
+    for key, label in (("by_theta_e", "theta_E (arcsec)"), ("by_psf_fwhm_r", "PSF FWHM r (arcsec)"), ("by_psfdepth_r", "psfdepth r (1/nMgy^2)")):
+        for b in a.get(key, []):
+            rows.append([label, f"{b['range'][0]:.3g} - {b['range'][1]:.3g}", _fmt(b["n"]), _fmt(None if b["acceptance_rate"] is None else 100 * b["acceptance_rate"], True), _fmt(b["mean_n_tries"])])
+    lines += _table(["quantity", "tertile", "n", "accepted", "mean n_tries"], rows)
+    if a.get("failure_reasons"):
+        lines += ["Why the unaccepted failed (last try): " + "; ".join(f"{k}: {v}" for k, v in a["failure_reasons"].items()), ""]
+    return lines

@@ -83,11 +83,16 @@ class RoleTally:
                 "configured_roles_missing": missing, "brightness": self.brightness()}
 
 
-def _pick(ps, keep: tuple[str, ...]) -> np.ndarray:
-    return np.flatnonzero(np.isin(np.asarray(ps.roles, dtype=object), keep))
+def _pick(ps, keep: tuple[str, ...], kept_ids: set | None = None) -> np.ndarray:
+    """Sample indices of rows with a role in ``keep`` and, when given, a task_id in ``kept_ids``
+    (the trainer's selection, ml/selection.py: the gates judge what the model will see)."""
+    mask = np.isin(np.asarray(ps.roles, dtype=object), keep)
+    if kept_ids is not None:
+        mask &= np.fromiter((t in kept_ids for t in ps.task_ids), bool, len(ps.task_ids))
+    return np.flatnonzero(mask)
 
 
-def role_gates(ps, cfg: Config, bands: str) -> tuple[list, dict]:
+def role_gates(ps, cfg: Config, bands: str, kept_ids: set | None = None) -> tuple[list, dict]:
     """For every negative role in the pixel sample: the nuisance classifier and the central
     brightness gate, that role (label 0) against the injections (label 1). Returns the gates and
     their figure data by gate name; figures are ``gate_shortcut_<kind>_<role>.png``."""
@@ -96,7 +101,7 @@ def role_gates(ps, cfg: Config, bands: str) -> tuple[list, dict]:
     for role in NEGATIVE_ROLES:
         if role not in present:
             continue
-        idx = _pick(ps, (role, "injection"))
+        idx = _pick(ps, (role, "injection"), kept_ids)
         rows = [ps.feature_rows[i] for i in idx]
         labels = [ps.labels[i] for i in idx]
         f_clf, f_cen = f"gate_shortcut_classifier_{role}.png", f"gate_shortcut_central_brightness_{role}.png"
@@ -110,8 +115,9 @@ def role_gates(ps, cfg: Config, bands: str) -> tuple[list, dict]:
     return gates, fig_data
 
 
-def classic_subset(ps) -> tuple[list, list, list, list]:
-    """(feature rows, labels, central, arc-subtracted) of the control and injection rows only."""
-    idx = _pick(ps, ("control", "injection"))
+def classic_subset(ps, kept_ids: set | None = None) -> tuple[list, list, list, list]:
+    """(feature rows, labels, central, arc-subtracted) of the control and injection rows only
+    (those the trainer keeps, when ``kept_ids`` is given)."""
+    idx = _pick(ps, ("control", "injection"), kept_ids)
     return ([ps.feature_rows[i] for i in idx], [ps.labels[i] for i in idx], [ps.central[i] for i in idx],
             [ps.central_arc_subtracted[i] for i in idx])

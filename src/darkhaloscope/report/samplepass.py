@@ -58,6 +58,7 @@ class PixelSample:
     feature_rows: list = field(default_factory=list)  # dicts of floats
     labels: list = field(default_factory=list)  # 1 injection, 0 any other role
     roles: list = field(default_factory=list)  # the row's role (gates compare role pairs)
+    task_ids: list = field(default_factory=list)  # of feature_rows (the trainer's selection filters them)
     splits: list = field(default_factory=list)
     central: list = field(default_factory=list)  # [B] arrays
     central_arc_subtracted: list = field(default_factory=list)  # bool per row
@@ -139,6 +140,7 @@ def _consume(ps: PixelSample, split: str, shard: str, table: pa.Table, geom: Sta
         ps.feature_rows.append(feats)
         ps.labels.append(1 if is_inj else 0)
         ps.roles.append(roles[i])
+        ps.task_ids.append(int(task_ids[i]))
         ps.splits.append(split)
         ps.central.append(central_brightness(image, invvar, maskbits, arc, geom))
         ps.central_arc_subtracted.append(arc is not None or not painted)

@@ -48,13 +48,16 @@ META_DTYPE = np.dtype(
     ]
 )
 META_FIELDS = tuple(META_DTYPE.names)
-# Optional build diagnostics, written when the builder provides them.
+# Optional build diagnostics and photometry, written when the builder provides them.
 EXTRA_META_DTYPE = np.dtype(
     [
         ("hlr_template_arcsec", np.float32),  # HLR measured on the stored template
         ("flux_outside", np.float32),  # fraction of the galaxy's flux outside the S x S stamp
         ("snr", np.float32),  # S/N of the HST galaxy inside its segmentation mask
         ("neg_flux_frac", np.float32),  # |negative pixels| / |all pixels| of the template
+        ("mag_g", np.float32),  # catalogue photometry of the source (AB), when the builder has it:
+        ("mag_r", np.float32),  # inject then uses it instead of F814W + the colour model
+        ("mag_z", np.float32),
     ]
 )
 TEMPLATE_CACHE_SIZE = 512  # templates kept per bank (512 x 64 KiB = 32 MiB at S = 128)

@@ -1,8 +1,9 @@
 """Colour model of the lensed sources.
 
-COSMOS is single-band (F814W), so per-band magnitudes come from colours drawn per task from a
-distribution in config section ``source`` (observed-frame colours of star-forming galaxies at
-z ~ 1-2), never the same flux in every band:
+COSMOS is single-band (F814W), so per-band magnitudes come from colours drawn per source from a
+distribution in config section ``source``, never the same flux in every band. The means follow
+the source's redshift (``colour_model: redshift``, a star-forming SED, sources/sed.py) or are
+fixed (``gaussian``, observed-frame colours of star-forming galaxies at z ~ 1-2):
 
 - ``r - F814W`` ~ N(r_minus_i_mean, r_minus_i_sigma)
 - ``(g - r, r - z)`` ~ bivariate normal with correlation ``colour_correlation`` (dust and the
@@ -17,16 +18,27 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import SourceConfig
+from .sed import colours_at_redshift
 
 _MAX_REDRAWS = 32
 
 
-def draw_colours(rng: np.random.Generator, cfg: SourceConfig) -> dict[str, float]:
-    """Draw ``r_minus_i`` (r - F814W), ``g_minus_r`` and ``r_minus_z`` colours (AB mag) for one source.
+def mean_colours(cfg: SourceConfig, z: float | None = None) -> np.ndarray:
+    """Mean (r - F814W, g - r, r - z) (AB mag): the star-forming SED at ``z`` (sources/sed.py) when
+    ``colour_model`` is 'redshift' and z is known, else the config's fixed means."""
+    if cfg.colour_model == "redshift" and z is not None and z > 0:
+        c = colours_at_redshift(float(z), cfg.sed_uv_slope, cfg.sed_break, cfg.sed_red_slope)
+        return np.array([c["r_minus_i"], c["g_minus_r"], c["r_minus_z"]])
+    return np.array([cfg.r_minus_i_mean, cfg.g_minus_r_mean, cfg.r_minus_z_mean])
+
+
+def draw_colours(rng: np.random.Generator, cfg: SourceConfig, z: float | None = None) -> dict[str, float]:
+    """Draw ``r_minus_i`` (r - F814W), ``g_minus_r`` and ``r_minus_z`` colours (AB mag) for one
+    source at redshift ``z``: :func:`mean_colours` plus the correlated, truncated scatter.
 
     Deterministic given ``rng``: the same generator state gives the same colours.
     """
-    mean = np.array([cfg.r_minus_i_mean, cfg.g_minus_r_mean, cfg.r_minus_z_mean])
+    mean = mean_colours(cfg, z)
     sig = np.array([cfg.r_minus_i_sigma, cfg.g_minus_r_sigma, cfg.r_minus_z_sigma])
     rho = cfg.colour_correlation
     # Cholesky factor of the (g-r, r-z) correlation matrix; r-i is independent

@@ -28,12 +28,34 @@ def assign_split_groups(idents: Iterable[str], fractions: Mapping[str, float], s
     return np.array([assign_split_group(i, fractions, salt) for i in idents], dtype=str)
 
 
-def choose_source(rng: np.random.Generator, bank: SourceBank, split: str) -> int:
-    """Bank index of a source from ``split``'s group, drawn uniformly with ``rng`` (one draw)."""
-    candidates = bank.indices(split)
-    if len(candidates) == 0:
+_BY_Z: dict[tuple[int, str], tuple[object, np.ndarray, np.ndarray]] = {}
+
+
+def _split_by_redshift(bank: SourceBank, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(bank indices of ``split`` sorted by z_phot, their z_phot), memoised per bank object."""
+    key = (id(bank), split)
+    hit = _BY_Z.get(key)
+    if hit is None or hit[0] is not bank:
+        if len(_BY_Z) > 64:
+            _BY_Z.clear()
+        idx = bank.indices(split)
+        z = np.asarray(bank.meta["z_phot"], np.float64)[idx]
+        z = np.where(np.isfinite(z), z, -np.inf)  # a source without a redshift is never behind a lens
+        order = np.argsort(z, kind="stable")
+        hit = _BY_Z[key] = (bank, idx[order], z[order])
+    return hit[1], hit[2]
+
+
+def choose_source_behind(rng: np.random.Generator, bank: SourceBank, split: str, z_min: float) -> int | None:
+    """Bank index of a source of ``split``'s group with catalogue ``z_phot >= z_min``, uniform
+    among them (one draw from ``rng``, always); None when the group has none that far."""
+    idx, z = _split_by_redshift(bank, split)
+    if len(idx) == 0:
         raise BankError(f"source bank {bank.path} has no sources in split group '{split}'", path=bank.path, field="split_group")
-    return int(candidates[rng.integers(len(candidates))])
+    u = float(rng.random())
+    first = int(np.searchsorted(z, z_min, side="left"))
+    n = len(idx) - first
+    return None if n <= 0 else int(idx[first + min(int(u * n), n - 1)])
 
 
 def draw_orientation(rng: np.random.Generator) -> tuple[float, bool]:

@@ -26,6 +26,7 @@ from ..config import Config, config_hash
 from .bricks import coadd_relpath, tractor_relpath, write_bricks_table
 from .synth_geometry import SynthGrid, synthetic_bricks
 from .synth_render import RenderedBrick, render_brick
+from .synth_spec import add_spectroscopy
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def _header(grid: SynthGrid, sb, cfg: Config, kind: str, band: str | None):
     return h
 
 
-FILE_FORMAT = 2  # bump when the files change for the same config (caches key on it)
+FILE_FORMAT = 3  # bump when the files change for the same config (caches key on it); 3: Tractor shape sign, z_spec/sigma_v
 IMAGE_QUANT_STEP = 1e-4  # nanomaggy: absolute quantisation step of DR10 coadd images
 INVVAR_QUANT_FRACTION = 1e-3  # invvar quantisation step / median invvar (DR6 brick: 61 / 69,000)
 
@@ -105,7 +106,7 @@ def write_brick(out: Path, cfg: Config, sb, rb: RenderedBrick) -> None:
         invvar_step = INVVAR_QUANT_FRACTION * float(np.median(rb.invvar[b]))
         _write_fz(out / coadd_relpath(name, "invvar", b), rb.invvar[b], _header(grid, sb, cfg, "invvar", b), tile, seed, invvar_step)
     _write_fz(out / coadd_relpath(name, "maskbits"), rb.maskbits, _header(grid, sb, cfg, "maskbits", None), tile, seed)
-    _write_tractor(out / tractor_relpath(name), rb.catalog)
+    _write_tractor(out / tractor_relpath(name), add_spectroscopy(cfg, dict(rb.catalog)) if rb.catalog else rb.catalog)
 
 
 def build_survey(cfg: Config, out: str | Path, bands: str | None = None) -> dict:

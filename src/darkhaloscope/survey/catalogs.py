@@ -27,6 +27,7 @@ OPTIONAL = (
     "brickname", "bx", "by", "ebv", "brick_primary", "fibertotflux_z", "gaia_phot_g_mean_mag",
     "psfsize_g", "psfsize_r", "psfsize_z", "psfdepth_g", "psfdepth_r", "psfdepth_z",
     "shape_r", "sersic", "z_phot",
+    "shape_e1", "shape_e2", "z_spec", "sigma_v",  # population inputs (issue 15; spectroscopy optional)
 )
 ALIASES = {
     "z_phot": ("z_phot", "z_phot_median", "z_phot_mean"),

@@ -269,8 +269,11 @@ def _catalog(cfg, sb, src, ra, dec, ebv, maskbits, seeing, psfdepth, galdepth, b
     cat["flux_ivar_w1"] = np.full(m, 1.0 / W1_SIGMA**2, np.float32)
     cat["mw_transmission_w1"] = tw1.astype(np.float32)
     cat["shape_r"] = src["shape_r"][idx].astype(np.float32)
-    cat["shape_e1"] = src["shape_e1"][idx].astype(np.float32)
-    cat["shape_e2"] = src["shape_e2"][idx].astype(np.float32)
+    # Tractor's e1, e2 are in the sky frame (theta = atan2(e2, e1)/2 East of North); the galaxy was
+    # drawn with GalSim shear (g1, g2) on the pixel grid, which is north-up, east-left: e = -g
+    # (physics/population.py tractor_to_pixel_ellipticity, tested on a drawn ellipse).
+    cat["shape_e1"] = (-src["shape_e1"][idx]).astype(np.float32)
+    cat["shape_e2"] = (-src["shape_e2"][idx]).astype(np.float32)
     cat["sersic"] = src["sersic"][idx].astype(np.float32)
     cat["maskbits"] = maskbits[iy, ix].astype(np.int16)
     gaia = src["gaia_g"][idx]

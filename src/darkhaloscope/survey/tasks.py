@@ -13,6 +13,10 @@ PSF size: taken from the catalog's ``psfsize_*`` (DR10 Tractor/sweeps). Catalogs
 DR8 excerpts) take the per-brick ``psfsize_*`` of a survey-bricks table when one is given and
 lists the brick; otherwise the value is null. ``psfsize_source`` says which
 (``catalog``/``survey-bricks``/``missing``) so generate can flag a null; no value is invented.
+Population inputs: ``mw_transmission_g/r/z`` (DR10 fluxes are not extinction-corrected; the arc
+is dimmed by the same factor), Tractor ``shape_e1``/``shape_e2`` (sky frame, see
+physics/population.py), and ``z_spec`` (redshift) / ``sigma_v`` (km/s) when the catalog carries a
+spectroscopic match; null when absent.
 ``bx``/``by``: the catalog's, else from the standard DR10 brick WCS (3600 px, 0.262"/px, tangent
 point at the survey-bricks centre), else null.
 """
@@ -51,6 +55,9 @@ TASK_SCHEMA = pa.schema([
     ("psfdepth_g", pa.float32()), ("psfdepth_r", pa.float32()), ("psfdepth_z", pa.float32()),
     ("ebv", pa.float32()), ("z_phot", pa.float32()), ("shape_r", pa.float32()), ("maskbits", pa.int32()),
     ("split", pa.string()), ("role", pa.string()), ("catalog", pa.string()),
+    # population inputs (issue 15): Galactic transmission, Tractor shape, optional spectroscopy
+    ("mw_transmission_g", pa.float32()), ("mw_transmission_r", pa.float32()), ("mw_transmission_z", pa.float32()),
+    ("shape_e1", pa.float32()), ("shape_e2", pa.float32()), ("z_spec", pa.float32()), ("sigma_v", pa.float32()),
 ])
 
 
@@ -197,6 +204,8 @@ def tasks_from_catalog(cols: dict, cfg: Config, label: str = "", bricks: BrickTa
         "maskbits": pa.array(np.asarray(c["maskbits"], np.int32)),
         "split": pa.array(split, pa.string()), "role": pa.array(role, pa.string()),
         "catalog": pa.array([label] * n, pa.string()),
+        **{f"mw_transmission_{b}": nullable(_f32(c.get(f"mw_transmission_{b}"), n)) for b in "grz"},
+        **{k: nullable(_f32(c.get(k), n)) for k in ("shape_e1", "shape_e2", "z_spec", "sigma_v")},
     }
     table = pa.table(data, schema=TASK_SCHEMA)
     return table.take(pa.array(np.argsort(task_id, kind="stable")))
