@@ -148,6 +148,11 @@ def paint_negative(row: dict, task: Mapping[str, Any], cutout: Cutout, bank: Sou
     theta_e, centre = float(ref["theta_e"]), (float(ref["lens_x"]), float(ref["lens_y"]))
     rng = task_rng(cfg.seed, task_id, "negative")
     row["ref_theta_e"] = ref["theta_e"]
+    # The negative stands in for its reference arc (same flux, same size scale), so it is kept
+    # exactly when that arc is: an unaccepted (undetectable) reference makes an unaccepted negative,
+    # and the trainer's selection (ml/selection.py) treats both alike; otherwise the kept negatives
+    # would be fainter than the kept injections and brightness would become a label.
+    row.update(accepted=ref.get("accepted"), n_tries=ref.get("n_tries"))
     if role == "unlensed":
         n = cfg.negatives
         x, y, sep = draw_companion_position(rng, theta_e, centre, n.unlensed_sep_min, n.unlensed_sep_max, _r_max(cfg))

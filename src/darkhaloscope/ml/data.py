@@ -15,8 +15,8 @@ Rows: ``cutout_ok = false`` rows are skipped; the label of a row is its role's
 (``ids.label_of``: 1 = injection, known_lens; 0 = control, unlensed, ring, impostor) and its loss
 weight ``train.role_weights[role]`` (default 1); the row filters of ``cfg.train`` (arc_snr range,
 theta_E / PSF FWHM) apply to injections only (the other roles are not filtered by their arc);
-``train.accepted_only`` drops ``accepted = false`` injections and the same share of the label-0
-roles made on the same hosts per host PSF/depth bin (ml/selection.py). ``max_rows_per_split`` keeps the rows with the smallest (seed-salted) hash of
+``train.accepted_only`` drops ``accepted = false`` painted rows (injections, and negatives whose
+reference arc was unaccepted) and the same share of controls per host PSF/depth bin (ml/selection.py). ``max_rows_per_split`` keeps the rows with the smallest (seed-salted) hash of
 ``task_id``: a fixed, split-wide random subset, the same every epoch.
 
 A batch is a dict of tensors: ``image`` float32 [N, B, S, S] (normalised), ``meta`` float32

@@ -7,7 +7,7 @@ that all, the kept injections would sit on better-seeing, deeper hosts than the 
 metadata (``psf_fwhm_r``, ``psfdepth_r``) would become a label. So the hosts are binned on
 quantiles of both columns (``train.selection_bins`` per axis, edges from every usable row of the
 split), each bin's dropped share f of its injections is computed, and a control of that bin is
-(and every other label-0 role made on the same hosts: unlensed, ring) dropped when a salted hash of its ``task_id`` falls below f: the same share, decided per row, so
+dropped when a salted hash of its ``task_id`` falls below f: the same share, decided per row, so
 any row group reads the same decision and the selection is deterministic.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pyarrow as pa
 
-from ..config import HASHED_ROLES, ROLES, TrainConfig
+from ..config import PAINTED_ROLES, ROLES, TrainConfig
 
 SELECTION_COLUMNS = ("accepted", "psf_fwhm_r", "psfdepth_r")
 _SALT = 0x5E1EC7
@@ -101,12 +101,13 @@ def _bins(sel: MatchedSelection, table: pa.Table) -> tuple[np.ndarray, np.ndarra
 
 
 def accepted_mask(table: pa.Table) -> np.ndarray:
-    """True for rows that are not unaccepted injections (controls; accepted or pre-acceptance rows)."""
+    """True for rows that are not unaccepted painted rows (injections, and unlensed/ring negatives,
+    which inherit their reference injection's acceptance); controls, accepted and pre-acceptance rows."""
     if "accepted" not in table.column_names:
         return np.ones(table.num_rows, bool)
     acc = table["accepted"].to_numpy(zero_copy_only=False)
-    inj = table["role"].to_numpy(zero_copy_only=False) == "injection"
-    return ~(inj & (acc == False))  # noqa: E712 (null = a row made before acceptance existed: kept)
+    painted = np.isin(table["role"].to_numpy(zero_copy_only=False), PAINTED_ROLES)
+    return ~(painted & (acc == False))  # noqa: E712 (null = a row made before acceptance existed: kept)
 
 
 def matched_selection(table: pa.Table, usable: np.ndarray, n_bins: int) -> MatchedSelection:
@@ -128,14 +129,14 @@ def matched_selection(table: pa.Table, usable: np.ndarray, n_bins: int) -> Match
 
 
 def apply_selection(table: pa.Table, sel: MatchedSelection | None) -> np.ndarray:
-    """Keep mask: unaccepted injections out, and the label-0 roles made on the same LRG hosts
-    (control, unlensed, ring: ``HASHED_ROLES``) dropped with their bin's share; real-stamp roles
-    (impostor, known_lens) come from other catalogues and are left as they are."""
+    """Keep mask: unaccepted painted rows out (injections, and the negatives whose reference arc
+    was unaccepted), and controls dropped with their bin's share; real-stamp roles (impostor,
+    known_lens) come from other catalogues and are left as they are."""
     keep = accepted_mask(table)
     if sel is None or not sel.drop_share:
         return keep
     share = np.asarray(sel.drop_share)
     ib, jb = _bins(sel, table)
-    ctl = np.isin(table["role"].to_numpy(zero_copy_only=False), [r for r in HASHED_ROLES if r != "injection"])
+    ctl = table["role"].to_numpy(zero_copy_only=False) == "control"
     drop_ctl = ctl & (_unit_hash(table["task_id"].to_numpy()) < share[ib, jb])
     return keep & ~drop_ctl

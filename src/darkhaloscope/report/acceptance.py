@@ -101,7 +101,8 @@ def gate_criteria(src: DatasetSource, cfg: Config) -> Gate:
         t = _read(src, split, COLUMNS)
         if "accepted" not in t.column_names:
             return Gate(name, SKIPPED, "skipped: the dataset has no 'accepted' column (made before acceptance)", 0, None, FIGURE)
-        acc = t["accepted"].to_numpy(zero_copy_only=False) == True  # noqa: E712
+        inj = t["role"].to_numpy(zero_copy_only=False) == "injection"  # negatives only inherit the flag
+        acc = inj & (t["accepted"].to_numpy(zero_copy_only=False) == True)  # noqa: E712
         n_acc += int(acc.sum())
         checks = [("accept_resolvability", ac.min_resolvability), ("accept_magnification", ac.min_magnification), ("accept_contrast", ac.min_contrast)]
         fails = np.zeros(t.num_rows, bool)
