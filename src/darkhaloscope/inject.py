@@ -42,6 +42,7 @@ from .sources.bank import SourceBank
 from .sources.colours import band_magnitudes, draw_colours, mag_to_nanomaggies, nanomaggies_to_mag
 from .sources.select import choose_source, draw_orientation
 from .survey.cutout import Cutout
+from .survey.maskbits import bad_bit_mask
 
 ROW_BANDS = "grz"  # bands with their own columns in the stamp schema
 _HASHES: dict[int, tuple[Config, str]] = {}
@@ -301,7 +302,7 @@ def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Confi
             row[f"arc_flux_{b}"] = _num(flux[bands.index(b)])
 
     k = _snr_band(bands)
-    snr, snr_sum, snr_region, reason = fastrow.snr_metrics_fast(arc[k], invvar[k], cutout.maskbits)
+    snr, snr_sum, snr_region, reason = fastrow.snr_metrics_fast(arc[k], invvar[k], cutout.maskbits, bad_mask=bad_bit_mask(cfg))
     row.update(arc_snr=_num(snr), arc_snr_sum=_num(snr_sum), arc_snr_region=_num(snr_region), snr_reason=reason)
     row["lensed_hlr_arcsec"] = _num(fastrow.half_light_radius_fast(arc[k], cfg.survey.pixel_scale))
     b = bands[k]

@@ -133,6 +133,9 @@ def _cross_checks(cfg: Config) -> None:
             raise ConfigError(f"config field 'tasks.split_fractions.{k}' must be a fraction in [0, 1], got {v!r}", field=f"tasks.split_fractions.{k}")
     if abs(sum(fr.values()) - 1.0) > 1e-9:
         raise ConfigError(f"config field 'tasks.split_fractions' must sum to 1, sums to {sum(fr.values()):.6g}", field="tasks.split_fractions")
+    from ..survey.maskbits import bit_mask
+
+    bit_mask(cfg.survey.bad_maskbits)  # unknown bit names are a ConfigError naming the field
     pairs = [
         ("lens.theta_e_min", cfg.lens.theta_e_min, "lens.theta_e_max", cfg.lens.theta_e_max),
         ("bank.hlr_min", cfg.bank.hlr_min, "bank.hlr_max", cfg.bank.hlr_max),

@@ -46,6 +46,10 @@ class SurveyConfig:
     pixel_scale: float = param(0.262, "Coadd pixel scale.", "arcsec/pixel", gt=0.0)
     stamp_size: int = param(64, "Side of every stamp.", "pixel", ge=8, le=512)
     brick_cache_size: int = param(8, "Open bricks kept per process (LRU).", "count", ge=1, le=256)
+    bad_maskbits: list = param(
+        ["BRIGHT", "SATUR_G", "SATUR_R", "SATUR_Z", "SATUR_I", "ALLMASK_G", "ALLMASK_R", "ALLMASK_Z", "ALLMASK_I", "MEDIUM", "GALAXY", "CLUSTER"],
+        "DR10 MASKBITS names that make a pixel bad for SNRs, masks and the report (survey/maskbits.py; NPRIMARY, WISEM1/2, BAILOUT, SUB_BLOB do not spoil an optical pixel).",
+        "bit names")
     decoded_cache_mb: float = param(256.0, "Decoded pixels kept per process for bricks other than the one being cut (LRU); peak is this plus one brick (DR10: 337 MB).", "MiB", ge=0.0)
     synthetic: SyntheticSurveyConfig = section(SyntheticSurveyConfig)
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import Config
+from .maskbits import BITS, bright_radius_arcsec, medium_radius_arcsec
 from .synth_geometry import SynthBrick, SynthGrid
 from .synth_sources import sources_in_box
 
@@ -32,7 +33,6 @@ SKY_SCALE = {"g": 0.6, "r": 1.0, "i": 1.3, "z": 2.2}  # per-pixel sky sigma rela
 SEEING_SCALE = {"g": 1.06, "r": 1.0, "i": 0.96, "z": 0.92}  # FWHM relative to r (~lambda^-0.2)
 EXT_COEF = {"g": 3.214, "r": 2.165, "i": 1.592, "z": 1.211, "w1": 0.184, "w2": 0.113}  # DR10 A/E(B-V)
 MAX_HALF = 96  # px; largest render half-size
-BIT = {"BRIGHT": 1, "MEDIUM": 11}
 W1_SIGMA = 1.3  # nanomaggy; unWISE W1 flux error of a faint source
 
 
@@ -117,10 +117,12 @@ def fiber_fractions(n: np.ndarray, hlr: np.ndarray) -> np.ndarray:
 
 
 def mask_radius_arcsec(gaia_g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(BRIGHT radius for G < 13, MEDIUM radius for G < 16), arcsec; DR9-like 1630" x 1.396^-G."""
+    """(BRIGHT radius for G < 13, MEDIUM radius for G < 16), arcsec, as DR10 masks stars
+    (:mod:`.maskbits`: MEDIUM R = 1630" x 1.396^-G, BRIGHT R/2)."""
     g = np.asarray(gaia_g, float)
-    base = 1630.0 * 1.396 ** (-np.where(g > 0, g, 99.0))
-    return np.where((g > 0) & (g < 13), base, 0.0), np.where((g > 0) & (g < 16), np.maximum(0.5 * base, 3.0), 0.0)
+    mag = np.where(g > 0, g, 99.0)
+    return (np.where((g > 0) & (g < 13), bright_radius_arcsec(mag), 0.0),
+            np.where((g > 0) & (g < 16), medium_radius_arcsec(mag), 0.0))
 
 
 @dataclass
@@ -205,12 +207,13 @@ def render_brick(cfg: Config, sb: SynthBrick, bands: str | None = None) -> Rende
 
 
 def _maskbits(src: dict, x0: int, y0: int, n: int, scale: float) -> np.ndarray:
-    m = np.zeros((n, n), np.int16)
+    """DR10 MASKBITS int32 [n, n] (SUB_BLOB is bit 16): MEDIUM and BRIGHT discs of the bright stars."""
+    m = np.zeros((n, n), np.int32)
     if not src:
         return m
     rb, rm = mask_radius_arcsec(src["gaia_g"])
     for k in np.flatnonzero(rm > 0):
-        for bit, rad in ((BIT["MEDIUM"], rm[k]), (BIT["BRIGHT"], rb[k])):
+        for bit, rad in ((BITS["MEDIUM"], rm[k]), (BITS["BRIGHT"], rb[k])):
             if rad <= 0:
                 continue
             rp = rad / scale
@@ -221,7 +224,7 @@ def _maskbits(src: dict, x0: int, y0: int, n: int, scale: float) -> np.ndarray:
                 continue
             yy, xx = np.mgrid[ya:yb, xa:xb]
             inside = (xx - xs) ** 2 + (yy - ys) ** 2 <= rp**2
-            m[ya:yb, xa:xb] |= np.where(inside, np.int16(1 << bit), np.int16(0))
+            m[ya:yb, xa:xb] |= np.where(inside, np.int32(1 << bit), np.int32(0))
     return m
 
 
@@ -272,7 +275,7 @@ def _catalog(cfg, sb, src, ra, dec, ebv, maskbits, seeing, psfdepth, galdepth, b
     cat["shape_e1"] = src["shape_e1"][idx].astype(np.float32)
     cat["shape_e2"] = src["shape_e2"][idx].astype(np.float32)
     cat["sersic"] = src["sersic"][idx].astype(np.float32)
-    cat["maskbits"] = maskbits[iy, ix].astype(np.int16)
+    cat["maskbits"] = maskbits[iy, ix].astype(np.int32)
     gaia = src["gaia_g"][idx]
     cat["gaia_phot_g_mean_mag"] = np.where(gaia < 21.0, gaia, 0.0).astype(np.float32)
     cat["ref_cat"] = np.where((gaia > 0) & (gaia < 21.0), "GE", "").astype("<U2")
