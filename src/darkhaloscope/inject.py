@@ -36,7 +36,7 @@ from .physics import fastrow
 from .physics.fastrender import render_unit_fast
 from .physics.noise import ARC_NOISE_MIN_SKY_FRACTION, sky_nanomaggies_per_pixel
 from .physics.params import LensParams, draw_lens, draw_source_position, f32, lrg_offset_arcsec
-from .physics.psf import convolve_bands, moffat_kernel
+from .physics.psf import convolve_bands, moffat_fwhm_for_psfsize, moffat_kernel
 from .physics.render import SourcePlacement
 from .sources.bank import SourceBank
 from .sources.colours import band_magnitudes, draw_colours, mag_to_nanomaggies, nanomaggies_to_mag
@@ -150,7 +150,8 @@ def render_arc(
     """Noiseless arc float32 [B, S, S] (nanomaggies per pixel), bands of ``cfg.survey.bands``.
 
     The lensed unit-flux image is traced once; each band is that image convolved with its
-    Moffat (FWHM ``fwhms[b]`` arcsec) times the band flux 10^((22.5 - mags[b]) / 2.5).
+    Moffat with the effective area of the DR10 PSFSIZE ``fwhms[b]`` (arcsec; ``psf.moffat_fwhm_for_psfsize``)
+    times the band flux 10^((22.5 - mags[b]) / 2.5).
     """
     bands = cfg.survey.bands
     unit = render_unit_fast(
@@ -160,7 +161,8 @@ def render_arc(
     )
     flux = [float(mag_to_nanomaggies(float(mags[b]))) for b in bands]
     r = cfg.render
-    return convolve_bands(unit, [float(fwhms[b]) for b in bands], cfg.survey.pixel_scale, r.moffat_beta, r.psf_flux_fraction, scale=flux)
+    kernel_fwhms = [moffat_fwhm_for_psfsize(float(fwhms[b]), r.moffat_beta, cfg.survey.pixel_scale) for b in bands]  # DR10 PSFSIZE -> Moffat of equal Neff
+    return convolve_bands(unit, kernel_fwhms, cfg.survey.pixel_scale, r.moffat_beta, r.psf_flux_fraction, scale=flux)
 
 
 def unlensed_fraction_in_stamp(src_x: float, src_y: float, fwhm: float, cfg: Config) -> float:
@@ -171,7 +173,7 @@ def unlensed_fraction_in_stamp(src_x: float, src_y: float, fwhm: float, cfg: Con
     clipped to the stamp.
     """
     s, pix = cfg.survey.stamp_size, cfg.survey.pixel_scale
-    k = moffat_kernel(float(fwhm), pix, cfg.render.moffat_beta, cfg.render.psf_flux_fraction, s - 1)
+    k = moffat_kernel(moffat_fwhm_for_psfsize(float(fwhm), cfg.render.moffat_beta, pix), pix, cfg.render.moffat_beta, cfg.render.psf_flux_fraction, s - 1)
     r = k.shape[0] // 2
     col = int(round(src_x / pix + (s - 1) / 2.0))
     row = int(round(src_y / pix + (s - 1) / 2.0))

@@ -12,6 +12,7 @@ from astropy.io import fits
 
 from darkhaloscope.cli import main as cli_main
 from darkhaloscope.errors import ConfigError
+from darkhaloscope.physics.psf import moffat_fwhm_for_psfsize
 from darkhaloscope.survey.brick_reader import BrickReader
 from darkhaloscope.survey.build_survey import INVVAR_QUANT_FRACTION, build_survey
 from darkhaloscope.survey.catalogs import read_catalog
@@ -122,7 +123,8 @@ def test_lrg_flux_in_cutout_matches_catalog(tmp_path):
 
 
 def test_psf_fwhm_is_the_catalog_psfsize(tmp_path):
-    """Adaptive moments of bright isolated stars = those of a GalSim Moffat(3.5, psfsize), 2 %."""
+    """Adaptive moments of bright isolated stars = those of the GalSim Moffat(3.5) whose effective
+    area is that of the catalog's psfsize (DR10 convention: FWHM of the Gaussian of equal Neff), 2 %."""
     cfg = small_config(n_bricks_ra=1, lrg_per_brick=0, galaxies_per_brick=0, stars_per_brick=40, seeing_r_min=0.9, seeing_r_max=1.6)
     build_survey(cfg, tmp_path)
     name = synthetic_bricks(cfg)[0].brick.brickname
@@ -142,8 +144,12 @@ def test_psf_fwhm_is_the_catalog_psfsize(tmp_path):
             x0 = math.ceil(cat["bx"][k] - 33 / 2)
             y0 = math.ceil(cat["by"][k] - 33 / 2)
             off = galsim.PositionD(cat["bx"][k] - x0 - 16, cat["by"][k] - y0 - 16)
-            ref_img = galsim.Moffat(beta=3.5, fwhm=fwhm[b], flux=float(cat[f"flux_{b}"][k])).drawImage(nx=33, ny=33, scale=0.262, offset=off)
+            ref_img = galsim.Moffat(beta=3.5, fwhm=moffat_fwhm_for_psfsize(fwhm[b], 3.5, 0.262), flux=float(cat[f"flux_{b}"][k])).drawImage(nx=33, ny=33, scale=0.262, offset=off)
             want = galsim.hsm.FindAdaptiveMom(ref_img).moments_sigma
+            # the pixelised reference's effective area is the Gaussian's of FWHM psfsize (DR10's Neff)
+            p = ref_img.array / ref_img.array.sum()
+            sigma_pix = fwhm[b] / 2.3548 / 0.262
+            assert 1.0 / float((p**2).sum()) == pytest.approx(4 * math.pi * sigma_pix**2, rel=0.01)
             assert got == pytest.approx(want, rel=0.02), (b, got, want)
         measured += 1
         if measured == 2:

@@ -31,8 +31,8 @@ class SyntheticSurveyConfig:
     lrg_per_brick: int = param(150, "LRG-like galaxies per brick (before the LRG cuts).", "count", ge=0, le=100000)
     galaxies_per_brick: int = param(300, "Other galaxies per brick.", "count", ge=0, le=100000)
     stars_per_brick: int = param(60, "Stars per brick (a few bright ones get BRIGHT/MEDIUM masks).", "count", ge=0, le=100000)
-    seeing_r_min: float = param(0.9, "Minimum per-brick r-band PSF FWHM.", "arcsec", gt=0.3, le=3.0)
-    seeing_r_max: float = param(1.6, "Maximum per-brick r-band PSF FWHM.", "arcsec", gt=0.3, le=3.0)
+    seeing_r_min: float = param(0.9, "Minimum per-brick r-band PSFSIZE (DR10 convention: FWHM of the Gaussian with the PSF's Neff).", "arcsec", gt=0.3, le=3.0)
+    seeing_r_max: float = param(1.6, "Maximum per-brick r-band PSFSIZE (DR10 convention).", "arcsec", gt=0.3, le=3.0)
     sky_sigma_r: float = param(0.006, "Per-pixel sky noise sigma in r (g, z scaled by band).", "nanomaggy", gt=0.0, le=1.0)
     tile_size: int = param(100, "Tile side of the Rice tile-compressed .fits.fz images.", "pixel", ge=16, le=3600)
 

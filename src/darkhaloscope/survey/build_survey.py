@@ -100,7 +100,7 @@ def write_brick(out: Path, cfg: Config, sb, rb: RenderedBrick) -> None:
     name = sb.brick.brickname
     for b in rb.image:
         h = _header(grid, sb, cfg, "image", b)
-        h["PSFSIZE"] = (rb.seeing[b], "[arcsec] PSF FWHM (Moffat)")
+        h["PSFSIZE"] = (rb.seeing[b], "[arcsec] FWHM of Gaussian with the PSF Neff")
         _write_fz(out / coadd_relpath(name, "image", b), rb.image[b].astype(np.float32), h, tile, seed, IMAGE_QUANT_STEP)
         invvar_step = INVVAR_QUANT_FRACTION * float(np.median(rb.invvar[b]))
         _write_fz(out / coadd_relpath(name, "invvar", b), rb.invvar[b], _header(grid, sb, cfg, "invvar", b), tile, seed, invvar_step)

@@ -7,7 +7,9 @@ only the seeing (``seeing_r_min``-``seeing_r_max`` in r; g = 1.06 r, z = 0.92 r,
 and therefore the PSF a source is drawn with. With uniform seeing (min == max), the pixels a
 brick layout produces are bit-identical whatever the layout (tested).
 
-PSF: GalSim Moffat, beta = ``render.moffat_beta`` (3.5), FWHM = the catalog's ``psfsize_*``.
+PSF: GalSim Moffat, beta = ``render.moffat_beta`` (3.5), with the effective area (Neff) of the
+catalog's ``psfsize_*``, which follows DR10's convention (FWHM of the Gaussian of equal Neff;
+``physics.psf.moffat_fwhm_for_psfsize``).
 Galaxies: GalSim Sersic (DEV n=4, EXP/REX n=1, SER n) truncated at 8 half-light radii (the
 catalog ``shape_r`` is the half-light radius of the truncated profile), sheared to axis ratio
 q, convolved with the PSF, pixel-integrated. Catalog fluxes are the true, noiseless fluxes
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import Config
+from ..physics.psf import moffat_fwhm_for_psfsize
 from .maskbits import BITS, bright_radius_arcsec, medium_radius_arcsec
 from .synth_geometry import SynthBrick, SynthGrid
 from .synth_sources import sources_in_box
@@ -43,7 +46,8 @@ def ebv_at(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
 
 
 def brick_seeing(cfg: Config, brickname: str, bands: str) -> dict[str, float]:
-    """Per-brick PSF FWHM (arcsec) per band, deterministic from (seed, brick name)."""
+    """Per-brick PSFSIZE (arcsec, DR10 convention: FWHM of the Gaussian of equal Neff) per band,
+    deterministic from (seed, brick name)."""
     s = cfg.survey.synthetic
     rng = np.random.default_rng([cfg.seed, 4242, zlib.crc32(brickname.encode())])
     fr = float(rng.uniform(s.seeing_r_min, s.seeing_r_max)) if s.seeing_r_max > s.seeing_r_min else float(s.seeing_r_min)
@@ -158,7 +162,9 @@ def render_brick(cfg: Config, sb: SynthBrick, bands: str | None = None) -> Rende
     x0, y0 = sb.x0, sb.y0
     seeing = brick_seeing(cfg, name, bands)
     gsp = galsim.GSParams(folding_threshold=1e-2, maxk_threshold=3e-3)
-    psfs = {b: galsim.Moffat(beta=cfg.render.moffat_beta, fwhm=seeing[b], gsparams=gsp) for b in bands}
+    # seeing = DR10 PSFSIZE (Gaussian FWHM of equal Neff); the Moffat drawn has that Neff (physics.psf)
+    beta = cfg.render.moffat_beta
+    psfs = {b: galsim.Moffat(beta=beta, fwhm=moffat_fwhm_for_psfsize(seeing[b], beta, scale), gsparams=gsp) for b in bands}
 
     margin = MAX_HALF + 2
     src = sources_in_box(cfg, x0 - margin, x0 + n + margin, y0 - margin, y0 + n + margin)
