@@ -29,13 +29,13 @@ survey: $(STAMP)
 	$(DHS) build-survey --config $(CONFIG) --out $(OUT)/survey
 
 tasks: survey
-	$(DHS) build-tasks --config $(CONFIG) --catalogs $(OUT)/survey/tractor --out $(OUT)/tasks
+	$(DHS) build-tasks --config $(CONFIG) --catalogs $(OUT)/survey/south/sweep/10.1 --out $(OUT)/tasks
 
 bank: $(STAMP)
 	$(DHS) build-bank --config $(CONFIG) --out $(OUT)/bank.h5
 
 dataset: tasks bank
-	$(DHS) generate --config $(CONFIG) --tasks $(OUT)/tasks --bricks $(OUT)/survey --bank $(OUT)/bank.h5 --out $(OUT)/dataset --master "local[2]" --summary-json $(OUT)/dataset/generate-summary.json
+	$(DHS) generate --config $(CONFIG) --tasks $(OUT)/tasks --bricks $(OUT)/survey/south --bank $(OUT)/bank.h5 --out $(OUT)/dataset --master "local[2]" --summary-json $(OUT)/dataset/generate-summary.json
 
 report: dataset
 	$(DHS) report --config $(CONFIG) --dataset $(OUT)/dataset/demo --bank $(OUT)/bank.h5

@@ -37,6 +37,7 @@ SEEING_SCALE = {"g": 1.06, "r": 1.0, "i": 0.96, "z": 0.92}  # FWHM relative to r
 EXT_COEF = {"g": 3.214, "r": 2.165, "i": 1.592, "z": 1.211, "w1": 0.184, "w2": 0.113}  # DR10 A/E(B-V)
 MAX_HALF = 96  # px; largest render half-size
 W1_SIGMA = 1.3  # nanomaggy; unWISE W1 flux error of a faint source
+INVVAR_SCATTER = 0.015  # relative pixel-to-pixel scatter of the synthetic invvar
 
 
 def ebv_at(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
@@ -60,14 +61,15 @@ def sky_sigma(cfg: Config, band: str) -> float:
     return cfg.survey.synthetic.sky_sigma_r * SKY_SCALE[band]
 
 
-def noise_field(cfg: Config, band: str, x0: int, y0: int, nx: int, ny: int) -> np.ndarray:
-    """Unit-sigma Gaussian noise on global pixels [x0, x0+nx) x [y0, y0+ny), by global block."""
+def noise_field(cfg: Config, band: str, x0: int, y0: int, nx: int, ny: int, stream: int = 777) -> np.ndarray:
+    """Unit-sigma Gaussian noise on global pixels [x0, x0+nx) x [y0, y0+ny), by global block
+    (``stream`` 777: the sky noise; 778: the invvar's pixel-to-pixel scatter)."""
     band_code = "grizw".index(band) + 1
     out = np.empty((ny, nx), np.float32)
     B = NOISE_BLOCK
     for by in range(math.floor(y0 / B), math.floor((y0 + ny - 1) / B) + 1):
         for bx in range(math.floor(x0 / B), math.floor((x0 + nx - 1) / B) + 1):
-            rng = np.random.default_rng([cfg.seed, 777, band_code, bx + 2**30, by + 2**30])
+            rng = np.random.default_rng([cfg.seed, stream, band_code, bx + 2**30, by + 2**30])
             block = rng.standard_normal((B, B), dtype=np.float32)
             gx0, gy0 = bx * B, by * B
             sx0, sx1 = max(x0, gx0), min(x0 + nx, gx0 + B)
@@ -195,13 +197,16 @@ def render_brick(cfg: Config, sb: SynthBrick, bands: str | None = None) -> Rende
             obj.drawImage(image=stamp, center=galsim.PositionD(xs, ys))
             ims[b][overlap] += stamp[overlap]
 
-    # Sky noise and invvar: sigma_band / sqrt(depth pattern), both functions of sky position.
+    # Sky noise and invvar, both functions of sky position: invvar = depth pattern x (1 + 1.5 %
+    # pixel scatter, as a real coadd's varying exposure coverage gives: the DR6 brick's invvar
+    # tiles quantise at q = 16 to ZSCALE ~1e-3 of the value) / sigma_band^2; noise 1/sqrt(invvar).
     image, invvar, psfdepth, galdepth = {}, {}, {}, {}
     weight = depth_pattern(x0, y0, n)
     for b in bands:
         sig = sky_sigma(cfg, b)
-        image[b] = ims[b].array + (sig / np.sqrt(weight)) * noise_field(cfg, b, x0, y0, n, n)
-        invvar[b] = (weight / sig**2).astype(np.float32)
+        iv = (weight * (1.0 + INVVAR_SCATTER * noise_field(cfg, b, x0, y0, n, n, stream=778)) / sig**2).astype(np.float32)
+        image[b] = ims[b].array + noise_field(cfg, b, x0, y0, n, n) / np.sqrt(iv)
+        invvar[b] = iv
         p = psfs[b].drawImage(nx=63, ny=63, scale=scale).array
         g = galsim.Convolve(galsim.Exponential(half_light_radius=0.45), psfs[b]).drawImage(nx=63, ny=63, scale=scale).array
         psfdepth[b] = float((p**2).sum() / sig**2)
