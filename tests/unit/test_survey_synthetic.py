@@ -19,6 +19,7 @@ from darkhaloscope.survey.catalogs import read_catalog
 from darkhaloscope.survey.lrg import lrg_mask
 from darkhaloscope.survey.synth_geometry import SynthGrid, synthetic_bricks
 from darkhaloscope.survey.synth_render import render_brick, sky_sigma
+from darkhaloscope.survey.synth_sources import LRG_R_MAX, LRG_R_MIN
 
 small_config = survey_helpers.small_config
 small_survey = survey_helpers.small_survey  # session fixture
@@ -80,8 +81,11 @@ def test_most_synthetic_lrgs_pass_the_lrg_cuts(small_survey):
         passed += int((sel & is_lrg_pop).sum())
         total += int(is_lrg_pop.sum())
         r = 22.5 - 2.5 * np.log10(cols["flux_r"][is_lrg_pop] / cols["mw_transmission_r"][is_lrg_pop])
-        assert r.min() >= 18.0 - 1e-3 and r.max() <= 20.5 + 1e-3
-    assert total > 20 and passed / total > 0.75
+        assert r.min() >= LRG_R_MIN - 1e-3 and r.max() <= LRG_R_MAX + 1e-3
+        # the DESI cut z_fiber < 21.6 removes the faintest, as in DR10
+        zfib = 22.5 - 2.5 * np.log10(np.clip(cols["fiberflux_z"] / cols["mw_transmission_z"], 1e-9, None))
+        assert not (sel & (zfib >= cfg.tasks.lrg.zfiber_max)).any()
+    assert total > 20 and 0.35 < passed / total < 0.9
 
 
 def test_noise_matches_invvar(small_survey):
@@ -161,7 +165,7 @@ def test_psf_fwhm_is_the_catalog_psfsize(tmp_path):
 
 
 def test_bright_stars_are_masked_in_maskbits(tmp_path):
-    cfg = small_config(n_bricks_ra=1, lrg_per_brick=0, galaxies_per_brick=0, stars_per_brick=60)
+    cfg = small_config(n_bricks_ra=1, lrg_per_brick=0, galaxies_per_brick=0, stars_per_brick=400)  # ~2 % have G < 16
     build_survey(cfg, tmp_path)
     name = synthetic_bricks(cfg)[0].brick.brickname
     cat = _tractor(tmp_path / "south", name)
@@ -237,3 +241,20 @@ def test_build_survey_cli(tmp_path, capsys):
     bad.write_text("survey:\n  synthetic:\n    lrgs_per_brick: 3\n")
     assert cli_main(["build-survey", "--config", str(bad), "--out", str(tmp_path / "t")]) == 1
     assert "survey.synthetic.lrgs_per_brick" in capsys.readouterr().err
+
+
+def test_lrg_hard_core_holds_and_does_not_depend_on_the_box():
+    """Matern II thinning: no two LRG centres closer than lrg_min_separation_pix; any box sees the same LRGs."""
+    from darkhaloscope.survey.synth_sources import sources_in_box
+
+    cfg = small_config(lrg_per_brick=60, lrg_min_separation_pix=64.0, galaxies_per_brick=0, stars_per_brick=0)
+    big = sources_in_box(cfg, -600, 600, -600, 600)
+    x, y = big["x"], big["y"]
+    d2 = (x[:, None] - x[None]) ** 2 + (y[:, None] - y[None]) ** 2
+    np.fill_diagonal(d2, np.inf)
+    assert len(x) > 100 and d2.min() >= 64.0**2
+    poisson = sources_in_box(small_config(lrg_per_brick=60, galaxies_per_brick=0, stars_per_brick=0), -600, 600, -600, 600)
+    assert len(poisson["x"]) > len(x)  # thinning removed some
+    small = sources_in_box(cfg, 0, 256, 0, 256)  # one cell: the same points as in the big box's cell
+    sel = (x >= -0.5) & (x < 255.5) & (y >= -0.5) & (y < 255.5)
+    assert np.array_equal(np.sort(small["x"]), np.sort(x[sel]))

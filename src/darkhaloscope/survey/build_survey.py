@@ -18,6 +18,7 @@ psfsize GZIP unquantised. ``survey.synthetic.tile_size`` other than 100 is for t
 from __future__ import annotations
 
 import logging
+import os
 import zlib
 from pathlib import Path
 
@@ -77,12 +78,14 @@ def write_brick(out: Path, cfg: Config, sb, rb: RenderedBrick) -> None:
     grid = SynthGrid(cfg)
     name, bid = sb.brick.brickname, sb.brick.brickid
     tile = (cfg.survey.synthetic.tile_size,) * 2 if cfg.survey.synthetic.tile_size != DR10_TILE else None
-    weight = depth_pattern(sb.x0, sb.y0, sb.size)  # the depth maps follow the invvar's pattern
     for b in rb.image:
         h = _header(grid, sb, cfg, "image", b)
         h["PSFSIZE"] = (rb.seeing[b], "[arcsec] FWHM of Gaussian with the PSF Neff")
         write_coadd(out / coadd_relpath(name, "image", b), rb.image[b], "image", h, _dither_seed(cfg, bid, "image", b), tile)
         write_coadd(out / coadd_relpath(name, "invvar", b), rb.invvar[b], "invvar", _header(grid, sb, cfg, "invvar", b), tile=tile)
+        if not cfg.survey.synthetic.write_maps:
+            continue
+        weight = depth_pattern(sb.x0, sb.y0, sb.size)  # the depth maps follow the invvar's pattern
         nexp = np.full(rb.invvar[b].shape, SYNTH_NEXP, np.int16)
         write_coadd(out / coadd_relpath(name, "nexp", b), nexp, "nexp", _header(grid, sb, cfg, "nexp", b), tile=tile)
         for kind, value in (("depth", rb.psfdepth[b]), ("galdepth", rb.galdepth[b])):
@@ -93,20 +96,37 @@ def write_brick(out: Path, cfg: Config, sb, rb: RenderedBrick) -> None:
     write_fits_table(out / tractor_relpath(name), {k: v for k, v in rb.catalog.items() if k != "z_phot_median"})
 
 
+def _make_brick(args) -> tuple:
+    """Render and write one brick (a worker's job); returns what the catalogs need, not the pixels."""
+    cfg, sb, bands, region = args
+    rb = render_brick(cfg, sb, bands)
+    write_brick(region, cfg, sb, rb)
+    return sb, RenderedBrick({}, {}, None, rb.catalog, rb.seeing, rb.psfdepth, rb.galdepth)
+
+
 def build_survey(cfg: Config, out: str | Path, bands: str | None = None) -> dict:
     """Render and write every synthetic brick in the DR10 layout under ``out`` (the release
-    folder); returns a small summary whose ``root`` is the region folder a brick reader takes."""
+    folder); returns a small summary whose ``root`` is the region folder a brick reader takes.
+
+    Bricks are independent pure functions of (config, brick), so ``survey.synthetic.workers``
+    processes render them in any order with identical files."""
     out = Path(out)
     region = out / REGION
     region.mkdir(parents=True, exist_ok=True)
     bricks = synthetic_bricks(cfg)
     bands = bands or cfg.survey.bands
-    rendered = []
+    jobs = [(cfg, sb, bands, region) for sb in bricks]
+    workers = min(len(jobs), cfg.survey.synthetic.workers or os.cpu_count() or 1)
+    if workers > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+            rendered = list(pool.map(_make_brick, jobs))
+    else:
+        rendered = [_make_brick(j) for j in jobs]
     nobj = 0
-    for sb in bricks:
-        rb = render_brick(cfg, sb, bands)
-        write_brick(region, cfg, sb, rb)
-        rendered.append((sb, rb))
+    for sb, rb in rendered:
         nobj += len(rb.catalog.get("objid", []))
         log.info("brick %s: %d objects, r PSFSIZE %.2f\"", sb.brick.brickname, len(rb.catalog.get("objid", [])), rb.seeing.get("r", float("nan")))
     write_bricks_table(out / BRICKS_TABLE, [sb.brick for sb in bricks])

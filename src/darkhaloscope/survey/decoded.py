@@ -69,9 +69,11 @@ def prefer_whole(shape: tuple[int, int], tile: tuple[int, int], size: int, n_sta
 
     Whole = 1 call + ``whole_ms(N)``; tiles = n calls + ``tiles_ms`` of the expected union of the
     tiles the stamps touch, a fraction ``f = 1 - (1 - k/T)^n`` of the T tiles and N pixels for n
-    uniformly placed stamps each touching k tiles. Examples (S = 64): demo brick 1000^2 in 100^2
-    tiles (whole ~12 ms): whole from n = 15 stamps; DR10 brick 3600^2 in 3600 x 1 row tiles
-    (whole ~160 ms): whole from n = 35 (a DR10 brick has ~40 LRGs: whole, by a small margin).
+    uniformly placed stamps each touching k tiles. Examples (S = 64, tiles 100 x 100, as DR10
+    writes every coadd: legacypipe ``py/legacypipe/survey.py`` ``get_compression_args``, DR10 tags;
+    the real DR6 brick has ZTILE1 = ZTILE2 = 100): a 1000^2 brick (whole ~12 ms) is decoded whole
+    from n = 15 stamps; a DR10 brick 3600^2 (whole ~160 ms) only from n ~ 183, so a DR10 brick with
+    its ~37 LRGs is cut tile by tile (~2.7 tiles per file per stamp).
     """
     n = int(n_stamps)
     if n <= 1:
