@@ -103,3 +103,13 @@ def test_bench_not_json_is_a_clear_error(tmp_path):
     bench.write_text("{not json")
     with pytest.raises(DataFileError, match="results.json"):
         read_bench(bench)
+
+
+def test_plan_prefers_the_dr10_figure(tmp_path, capsys):
+    """dr10_end_to_end_core_ms_per_stamp (DR10 density and file format) wins over the demo figure."""
+    bench = tmp_path / "results.json"
+    bench.write_text(json.dumps({"end_to_end_core_ms_per_stamp": 100.0, "dr10_end_to_end_core_ms_per_stamp": 40.0, "bytes_per_stamp": 38_500.0}))
+    got = json.loads(_plan(capsys, "--tasks", str(SEED_STAMPS), "--bench", str(bench), "--json"))
+    exp = _expected(SEED_STAMPS, 40.0, 38_500.0, eff=0.8)
+    assert got["core_ms_per_stamp"] == 40.0 and got["cost_source"].endswith("dr10_end_to_end_core_ms_per_stamp")
+    assert got["wall_hours"] == pytest.approx(exp["wall"], rel=1e-12)
