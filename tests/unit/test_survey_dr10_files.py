@@ -151,7 +151,7 @@ def test_layout_and_photoz_join(small_survey, tmp_path):  # noqa: F811
     for s in sweeps:
         p = fits.getdata(root / "sweep" / "10.1-photo-z" / s.name.replace(".fits", "-pz.fits"), 1)
         pz.update({(int(b), int(o)): float(z) for b, o, z in zip(p["BRICKID"], p["OBJID"], p["Z_PHOT_MEDIAN"], strict=True)})
-    assert len(tasks) > 20 and tasks["z_phot"].notna().all()
+    assert len(tasks) > 10 and tasks["z_phot"].notna().all()
     for _, t in tasks.iterrows():
         assert np.float32(t["z_phot"]) == np.float32(pz[(int(t["brickid"]), int(t["objid"]))])
     # the reader finds survey-bricks.fits.gz one level above the region folder
