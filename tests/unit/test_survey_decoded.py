@@ -147,7 +147,7 @@ def test_ski_rental_decodes_whole_after_enough_section_calls(small_survey):  # n
     name = synthetic_bricks(cfg)[0].brick.brickname
     r = BrickReader(str(root))
     of = r.brick(name).open("image", "g")
-    d = of.decoded
+    d = decoded.DecodedImage(of.hdu, of.path)  # astropy sections (no file object: no direct RICE decoding)
     assert d.tile == (64, 64) and d.grid == (5, 5)  # 300 px brick, 64 px tiles
     n_px = 300 * 300
     # fixed costs paid (calls x SECTION_CALL_MS) >= modelled cost of decoding the 64^2 tiles still missing

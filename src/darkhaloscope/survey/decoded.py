@@ -31,6 +31,7 @@ import numpy as np
 
 from ..dataset.fits_quant import METHODS, FileQuant
 from ..errors import DataFileError
+from .tile_decode import RiceTiles
 
 # Decoding costs with astropy 8.0 (CPU ms; `benchmarks/bench_survey.py`: section_call_ms,
 # section_tile_ms, decode_ns_per_pixel, on RICE_1 q=16 float32 noise images). Only ratios matter.
@@ -92,8 +93,9 @@ class DecodedImage:
     ``expected``: stamps the caller expects from this brick (0 = unknown: start tile by tile).
     """
 
-    def __init__(self, hdu, path: str, expected: int = 0) -> None:
+    def __init__(self, hdu, path: str, expected: int = 0, fileobj=None) -> None:
         self.hdu = hdu
+        self.fileobj = fileobj  # the open file: RICE_1 tiles are then decoded directly (tile_decode.py)
         self.path = path
         self.expected = int(expected)
         self.shape = tuple(int(n) for n in hdu.shape)
@@ -108,6 +110,7 @@ class DecodedImage:
         self.calls = 0  # section calls made
         self.whole: bool | None = None  # decided at the first read
         self._quant: FileQuant | None | bool = False  # False: not read yet
+        self._rice: RiceTiles | None | bool = False  # False: not looked at yet
 
     # per-axis tile lengths (the last tile of an axis may be short)
     def _lengths(self, axis: int) -> np.ndarray:
@@ -154,16 +157,37 @@ class DecodedImage:
                 self._fill(t0 + rows[0], t0 + rows[-1] + 1, s0 + cols[0], s0 + cols[-1] + 1)
         return self.data[y0:y1, x0:x1]
 
+    @property
+    def rice(self) -> RiceTiles | None:
+        """The direct RICE_1 tile decoder of this file, or None (astropy decodes it)."""
+        if self._rice is False:
+            self._rice = RiceTiles.of(self.hdu, self.fileobj) if self.compressed and self.fileobj is not None else None
+        return self._rice
+
     def _fill(self, t0: int, t1: int, s0: int, s1: int) -> None:
         ty, tx = self.tile
         py0, py1 = t0 * ty, min(t1 * ty, self.shape[0])
         px0, px1 = s0 * tx, min(s1 * tx, self.shape[1])
-        block = section(self.hdu, self.path, py0, py1, px0, px1)
-        self.calls += 1
-        if self.data is None:
-            # np.empty: the OS commits pages only when written, so untouched rows cost no memory
-            self.data = np.empty(self.shape, block.dtype)
-        self.data[py0:py1, px0:px1] = block
+        whole = (t0, t1, s0, s1) == (0, self.grid[0], 0, self.grid[1])
+        rice = None if whole else self.rice  # one astropy call decodes a whole file fastest
+        if rice is not None:
+            if self.data is None:
+                self.data = np.empty(self.shape, np.float32)
+            try:
+                for r in range(t0, t1):  # only the tiles not decoded yet
+                    cols = np.flatnonzero(~self.have[r, s0:s1]) + s0
+                    for c in cols:
+                        rice.decode_into(self.data, r, r + 1, int(c), int(c) + 1)
+            except Exception as exc:  # a corrupt or truncated tile: name the file, as section() does
+                raise DataFileError(f"corrupt file {self.path}: cannot decompress tiles [{t0}:{t1}, {s0}:{s1}]: {type(exc).__name__}: {exc}",
+                                    path=self.path) from None
+        else:
+            block = section(self.hdu, self.path, py0, py1, px0, px1)
+            self.calls += 1
+            if self.data is None:
+                # np.empty: the OS commits pages only when written, so untouched rows cost no memory
+                self.data = np.empty(self.shape, block.dtype)
+            self.data[py0:py1, px0:px1] = block
         new = ~self.have[t0:t1, s0:s1]
         self.decoded_pixels += int(self._len[0][t0:t1] @ new.astype(np.int64) @ self._len[1][s0:s1])
         self.have[t0:t1, s0:s1] = True

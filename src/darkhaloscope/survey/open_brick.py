@@ -83,7 +83,7 @@ class OpenBrick:
         except OSError as exc:
             raise DataFileError(f"cannot open {url}: {exc}", path=url) from None
         of = _open_fits(url, f)
-        of.decoded = DecodedImage(of.hdu, url, self.expected)
+        of.decoded = DecodedImage(of.hdu, url, self.expected, fileobj=of.fileobj)
         self.files[key] = of
         return of
 
