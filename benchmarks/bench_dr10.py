@@ -233,7 +233,7 @@ def run(cfg, out_dir) -> dict:
     _cutouts(BrickReader(inputs["survey"]), tasks[:20], cfg)  # warm the process (imports, numba)
     cut = [_cutouts(BrickReader(inputs["survey"]), tasks, cfg) for _ in range(3)]
     fio = [_fitsio_cutouts(inputs["survey"], tasks, cfg) for _ in range(3)]
-    e2e = [_end_to_end(cfg, inputs, tasks, out) for _ in range(2)]
+    e2e = [_end_to_end(cfg, inputs, tasks, out) for _ in range(3)]
     nbytes, nreq = _http_bytes(inputs["release"], tasks, cfg)
     whole = sum(p.stat().st_size for p in Path(inputs["survey"], "coadd").rglob("*.fits.fz")) / len(tasks)
     return {
