@@ -17,6 +17,8 @@ Figures (CPU time of this process; the machine is shared, ``uptime`` load is rec
                                        and decodes only the tiles touched), side by side
   dr10_end_to_end_core_ms_per_stamp    cutout + inject + finish_row (encode) + Parquet write (gzip as
                                        configured), half controls, half injections, warm
+  dr10_bytes_per_stamp                 shard bytes per row written by that run (config's codec and
+                                       write_arc)
   dr10_http_bytes_per_stamp            bytes fetched per stamp by survey/remote.py (https reader,
                                        counted by wrapping its readinto) from a loopback HTTP server
                                        with Range support holding the bricks, headers included
@@ -214,11 +216,11 @@ def _end_to_end(cfg, inputs, tasks, out: Path) -> float:
         rows.append(finish_row(res.inject(t, cut, res.bank, cfg), t, ctx))
     w = ShardWriter(str(path), WriterSettings.from_config(cfg.generate))
     w.write_rows(rows)
-    w.close()
+    nbytes = w.close().bytes
     ms = 1e3 * (time.process_time() - t0) / len(tasks)
     res.close()
     shutil.rmtree(out / "dr10_stages", ignore_errors=True)
-    return ms
+    return ms, nbytes / len(tasks)
 
 
 def run(cfg, out_dir) -> dict:
@@ -233,7 +235,7 @@ def run(cfg, out_dir) -> dict:
     _cutouts(BrickReader(inputs["survey"]), tasks[:20], cfg)  # warm the process (imports, numba)
     cut = [_cutouts(BrickReader(inputs["survey"]), tasks, cfg) for _ in range(3)]
     fio = [_fitsio_cutouts(inputs["survey"], tasks, cfg) for _ in range(3)]
-    e2e = [_end_to_end(cfg, inputs, tasks, out) for _ in range(3)]
+    e2e, shard = zip(*[_end_to_end(cfg, inputs, tasks, out) for _ in range(3)], strict=True)
     nbytes, nreq = _http_bytes(inputs["release"], tasks, cfg)
     whole = sum(p.stat().st_size for p in Path(inputs["survey"], "coadd").rglob("*.fits.fz")) / len(tasks)
     return {
@@ -241,6 +243,7 @@ def run(cfg, out_dir) -> dict:
         "dr10_cutout_ms_per_stamp": statistics.median(cut),
         "dr10_cutout_fitsio_ms_per_stamp": statistics.median(fio),
         "dr10_end_to_end_core_ms_per_stamp": statistics.median(e2e),
+        "dr10_bytes_per_stamp": shard[0],
         "dr10_http_bytes_per_stamp": nbytes,
         "dr10_http_requests_per_stamp": nreq,
         "dr10_whole_brick_bytes_per_stamp": whole,
