@@ -37,7 +37,7 @@ class SyntheticSurveyConfig:
     sky_sigma_r: float = param(0.0025, "Per-pixel sky noise sigma in r (g, z scaled by band); real DR10 south r stamps: 0.002-0.003.", "nanomaggy", gt=0.0, le=1.0)
     tile_size: int = param(100, "Tile side of the compressed coadd files (DR10 writes 100; other values for tests).", "pixel", ge=16, le=3600)
     write_maps: bool = param(True, "Also write the nexp, depth, galdepth and psfsize maps per band, as DR10 does (no stage reads them).", "")
-    workers: int = param(0, "Processes rendering bricks in build-survey (0 = one per CPU; the files are the same for any number).", "count", ge=0, le=64)
+    workers: int = param(0, "Processes rendering bricks in build-survey (0 = one per CPU from 4 bricks up, else 1; the files are the same for any number).", "count", ge=0, le=64)
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,10 @@ def build_survey(cfg: Config, out: str | Path, bands: str | None = None) -> dict
     bricks = synthetic_bricks(cfg)
     bands = bands or cfg.survey.bands
     jobs = [(cfg, sb, bands, region) for sb in bricks]
-    workers = min(len(jobs), cfg.survey.synthetic.workers or os.cpu_count() or 1)
+    # 0 = one per CPU from 4 bricks up; small skies (tests) stay in this process (no fork of a process
+    # that may hold threads, e.g. a Spark gateway)
+    auto = (os.cpu_count() or 1) if len(jobs) >= 4 else 1
+    workers = min(len(jobs), cfg.survey.synthetic.workers or auto)
     if workers > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
