@@ -106,7 +106,8 @@ class DecodedImage:
         self.have = np.zeros(self.grid, bool)
         self._len = [self._lengths(axis) for axis in (0, 1)]
         self.decoded_pixels = 0  # pixels decoded and held
-        self.data: np.ndarray | None = None
+        self.data: np.ndarray | None = None  # full-size image (astropy paths)
+        self.tiles: dict[tuple[int, int], np.ndarray] = {}  # compact decoded tiles (compiled RICE path)
         self.calls = 0  # section calls made
         self.whole: bool | None = None  # decided at the first read
         self._quant: FileQuant | None | bool = False  # False: not read yet
@@ -122,7 +123,8 @@ class DecodedImage:
     @property
     def nbytes(self) -> int:
         """Bytes of decoded pixels held (pages of the full-size array never written cost nothing)."""
-        return 0 if self.data is None else self.decoded_pixels * self.data.itemsize
+        itemsize = self.data.itemsize if self.data is not None else 4 if self.tiles else 0
+        return self.decoded_pixels * itemsize
 
     @property
     def quant(self) -> FileQuant | None:
@@ -135,6 +137,7 @@ class DecodedImage:
     def drop(self) -> None:
         """Forget the decoded pixels (the file stays open)."""
         self.data = None
+        self.tiles = {}
         self.have[:] = False
         self.decoded_pixels = 0
 
@@ -155,7 +158,24 @@ class DecodedImage:
                 miss = ~have
                 rows, cols = np.flatnonzero(miss.any(axis=1)), np.flatnonzero(miss.any(axis=0))
                 self._fill(t0 + rows[0], t0 + rows[-1] + 1, s0 + cols[0], s0 + cols[-1] + 1)
-        return self.data[y0:y1, x0:x1]
+        if self.data is not None and not self.tiles:
+            return self.data[y0:y1, x0:x1]
+        return self._assemble(y0, y1, x0, x1, t0, t1, s0, s1)
+
+    def _assemble(self, y0: int, y1: int, x0: int, x1: int, t0: int, t1: int, s0: int, s1: int) -> np.ndarray:
+        """Pixels [y0:y1, x0:x1] copied from the compact tiles (and the full-size array, if any)."""
+        ty, tx = self.tile
+        out = np.empty((y1 - y0, x1 - x0), np.float32 if self.data is None else self.data.dtype)
+        for r in range(t0, t1):
+            for c in range(s0, s1):
+                a0, a1 = max(y0, r * ty), min(y1, (r + 1) * ty)
+                b0, b1 = max(x0, c * tx), min(x1, (c + 1) * tx)
+                tile = self.tiles.get((r, c))
+                if tile is None:  # decoded into the full-size array by an astropy path
+                    out[a0 - y0 : a1 - y0, b0 - x0 : b1 - x0] = self.data[a0:a1, b0:b1]
+                else:
+                    out[a0 - y0 : a1 - y0, b0 - x0 : b1 - x0] = tile[a0 - r * ty : a1 - r * ty, b0 - c * tx : b1 - c * tx]
+        return out
 
     @property
     def rice(self) -> RiceTiles | None:
@@ -171,13 +191,10 @@ class DecodedImage:
         whole = (t0, t1, s0, s1) == (0, self.grid[0], 0, self.grid[1])
         rice = None if whole else self.rice  # one astropy call decodes a whole file fastest
         if rice is not None:
-            if self.data is None:
-                self.data = np.empty(self.shape, np.float32)
             try:
-                for r in range(t0, t1):  # only the tiles not decoded yet
-                    cols = np.flatnonzero(~self.have[r, s0:s1]) + s0
-                    for c in cols:
-                        rice.decode_into(self.data, r, r + 1, int(c), int(c) + 1)
+                for r in range(t0, t1):  # only the tiles not decoded yet, one read per tile row
+                    for c, tile in rice.decode_row(r, np.flatnonzero(~self.have[r, s0:s1]) + s0).items():
+                        self.tiles[(r, c)] = tile
             except Exception as exc:  # a corrupt or truncated tile: name the file, as section() does
                 raise DataFileError(f"corrupt file {self.path}: cannot decompress tiles [{t0}:{t1}, {s0}:{s1}]: {type(exc).__name__}: {exc}",
                                     path=self.path) from None
@@ -188,6 +205,8 @@ class DecodedImage:
                 # np.empty: the OS commits pages only when written, so untouched rows cost no memory
                 self.data = np.empty(self.shape, block.dtype)
             self.data[py0:py1, px0:px1] = block
+            if whole:
+                self.tiles = {}  # the full-size array holds every pixel now
         new = ~self.have[t0:t1, s0:s1]
         self.decoded_pixels += int(self._len[0][t0:t1] @ new.astype(np.int64) @ self._len[1][s0:s1])
         self.have[t0:t1, s0:s1] = True

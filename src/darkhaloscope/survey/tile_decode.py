@@ -136,6 +136,26 @@ def dequantize_tile(ints, k, method, dither0, scale, zero, zblank, randoms, out)
             nextrand = int(randoms[iseed] * 500.0)
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def decode_tiles(buf, rel, nbytes, ks, grid1, th, tw, ny, nx, block, method, dither0, scale, zero, zblank, randoms, bits_table, out):
+    """Decode the tiles ``ks`` whose bytes are ``buf[rel[i] : rel[i] + nbytes[i]]`` into ``out[i]``
+    (float32 [n, th, tw]; a short edge tile fills its top-left h x w). Returns -1 - i for the
+    first tile whose bytes are corrupt, else 0."""
+    ints = np.empty(th * tw, np.int64)
+    px = np.empty(th * tw, np.float32)
+    for i in range(ks.shape[0]):
+        k = ks[i]
+        ty, tx = k // grid1, k % grid1
+        h, w = min(th, ny - ty * th), min(tw, nx - tx * tw)
+        if rice_decode(buf[rel[i] : rel[i] + nbytes[i]], h * w, block, ints, bits_table) != 0:
+            return -1 - i
+        dequantize_tile(ints[: h * w], k, method, dither0, scale[k], zero[k], zblank, randoms, px)
+        for y in range(h):
+            for x in range(w):
+                out[i, y, x] = px[y * w + x]
+    return 0
+
+
 class RiceTiles:
     """Direct decoder of one RICE_1 float image's tiles (see module doc), or None via :meth:`of`."""
 
@@ -182,24 +202,46 @@ class RiceTiles:
         return cls(fileobj, heap, desc, scale, zero, method, int(h.get("ZDITHER0", 1)), tile, shape,
                    int(vals.get("BLOCKSIZE", 32)), int(h.get("ZBLANK", NULL_VALUE)))
 
-    def decode_into(self, out: np.ndarray, t0: int, t1: int, s0: int, s1: int) -> None:
-        """Decode tile rows [t0, t1) x tile columns [s0, s1) into ``out`` (the full-size float32 image)."""
+    def tile_size(self, r: int, c: int) -> tuple[int, int]:
+        """(rows, columns) of tile (r, c): edge tiles may be short."""
         th, tw = self.tile
-        ny, nx = self.shape
-        for ty in range(t0, t1):
-            for tx in range(s0, s1):
-                k = ty * self.grid[1] + tx
-                nbytes, off = int(self.desc[k, 0]), int(self.desc[k, 1])
-                self.fileobj.seek(self.heap_start + off)
-                buf = np.frombuffer(self.fileobj.read(nbytes), np.uint8)
-                if buf.shape[0] != nbytes:
-                    raise ValueError(f"tile {k}: {buf.shape[0]} of its {nbytes} bytes in the file (truncated)")
-                self.bytes_read += nbytes
-                y0, x0 = ty * th, tx * tw
-                h, w = min(th, ny - y0), min(tw, nx - x0)
-                ints = np.empty(h * w, np.int64)
-                if rice_decode(buf, h * w, self.block, ints, _BITS) != 0:
-                    raise ValueError(f"tile {k}: its {nbytes} bytes end before its {h * w} pixels (corrupt)")
-                px = np.empty(h * w, np.float32)
-                dequantize_tile(ints, k, self.method, self.dither0, float(self.scale[k]), float(self.zero[k]), self.zblank, RANDOMS, px)
-                out[y0 : y0 + h, x0 : x0 + w] = px.reshape(h, w)
+        return min(th, self.shape[0] - r * th), min(tw, self.shape[1] - c * tw)
+
+    def decode_into(self, out: np.ndarray, t0: int, t1: int, s0: int, s1: int) -> None:
+        """Decode tile rows [t0, t1) x tile columns [s0, s1) into ``out`` (a full-size float32 image)."""
+        th, tw = self.tile
+        for r in range(t0, t1):
+            for c, tile in self.decode_row(r, np.arange(s0, s1)).items():
+                h, w = tile.shape
+                out[r * th : r * th + h, c * tw : c * tw + w] = tile
+
+    def decode_row(self, r: int, cols: np.ndarray) -> dict[int, np.ndarray]:
+        """{column: float32 [h, w] tile} of tile columns ``cols`` (ascending) of tile row ``r``. Their
+        bytes are read in one request when they lie back to back in the heap (cfitsio writes tiles in
+        order). Tiles are kept compact (a tile written into a full-size image would touch ~100 fresh
+        pages, each a page fault: that cost more than the decoding)."""
+        out: dict[int, np.ndarray] = {}
+        if len(cols) == 0:
+            return out
+        cols = np.asarray(cols, np.int64)
+        ks = r * self.grid[1] + cols
+        nbytes, off = self.desc[ks, 0], self.desc[ks, 1]
+        runs = np.flatnonzero(off[1:] != off[:-1] + nbytes[:-1]) + 1  # starts of non-contiguous runs
+        for a, b in zip(np.r_[0, runs], np.r_[runs, len(ks)], strict=True):
+            start, end = int(off[a]), int(off[b - 1] + nbytes[b - 1])
+            self.fileobj.seek(self.heap_start + start)
+            buf = np.frombuffer(self.fileobj.read(end - start), np.uint8)
+            if buf.shape[0] != end - start:
+                raise ValueError(f"tiles {ks[a]}..{ks[b - 1]}: {buf.shape[0]} of their {end - start} bytes in the file (truncated)")
+            self.bytes_read += end - start
+            tiles = np.empty((b - a, *self.tile), np.float32)
+            status = decode_tiles(buf, off[a:b] - start, nbytes[a:b], ks[a:b], self.grid[1], self.tile[0], self.tile[1],
+                                  self.shape[0], self.shape[1], self.block, self.method, self.dither0, self.scale, self.zero,
+                                  self.zblank, RANDOMS, _BITS, tiles)
+            if status != 0:
+                raise ValueError(f"tile {ks[a + (-1 - status)]}: its bytes end before its pixels (corrupt)")
+            for i in range(b - a):
+                c = int(cols[a + i])
+                h, w = self.tile_size(r, c)
+                out[c] = tiles[i, :h, :w]
+        return out
