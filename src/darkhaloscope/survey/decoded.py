@@ -16,7 +16,9 @@ decoded tiles) and fills it one of two ways, chosen per file:
   ski-rental rule, never worse than 2x the better choice in hindsight), the rest is decoded whole.
 
 Both paths go through ``.section`` on whole tiles, so pixels are bit-identical to a direct
-``.section`` of the stamp box (tiles are decoded and dequantised independently). Images that are
+``.section`` of the stamp box (tiles are decoded and dequantised independently). RICE_1 float
+files (DR10 image and invvar) read tile by tile skip astropy: their missing tiles are decoded by
+:mod:`.tile_decode` (one read per tile row, bit-identical, tested) and kept as compact tiles. Images that are
 not tile-compressed are read with ``.section`` directly (astropy reads only the rows needed).
 
 Units: pixels; sizes in bytes.
@@ -142,7 +144,8 @@ class DecodedImage:
         self.decoded_pixels = 0
 
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        """Pixels [y0:y1, x0:x1] (0 <= y0 < y1 <= ny, same for x), as a read-only view when cached."""
+        """Pixels [y0:y1, x0:x1] (0 <= y0 < y1 <= ny, same for x): a view of the full-size array
+        (astropy paths) or a copy assembled from the compact tiles (compiled RICE path)."""
         if not self.compressed:
             return section(self.hdu, self.path, y0, y1, x0, x1)
         ty, tx = self.tile

@@ -21,7 +21,7 @@ from .decoded import DecodedImage
 # Read-ahead of a coadd file (bytes): none. astropy asks for exactly the header blocks, the
 # tile table and each tile's compressed bytes (a DR10 100 x 100 tile is ~8-11 KB), so each read
 # is one request of exactly those bytes (https: one ranged GET). Measured on DR10-format bricks
-# (benchmarks/bench_dr10.py, 33 stamps per brick): 132 KB and 17 requests per grz stamp, against
+# (benchmarks/bench_dr10.py, 33 stamps per brick): 131 KB and ~13 requests per grz stamp, against
 # 970 KB with a 64 KiB read-ahead; local CPU per stamp is not worse.
 COADD_READ_AHEAD_BYTES = 1
 
