@@ -29,13 +29,13 @@ survey: $(STAMP)
 	$(DHS) build-survey --config $(CONFIG) --out $(OUT)/survey
 
 tasks: survey
-	$(DHS) build-tasks --config $(CONFIG) --catalogs $(OUT)/survey/tractor --out $(OUT)/tasks
+	$(DHS) build-tasks --config $(CONFIG) --catalogs $(OUT)/survey/south/sweep/10.1 --out $(OUT)/tasks
 
 bank: $(STAMP)
 	$(DHS) build-bank --config $(CONFIG) --out $(OUT)/bank.h5
 
 hosts: tasks
-	$(DHS) stage --config $(CONFIG) --tasks $(OUT)/tasks --bricks $(OUT)/survey --out $(OUT)/hosts --master "local[2]" --summary-json $(OUT)/hosts/stage-summary.json
+	$(DHS) stage --config $(CONFIG) --tasks $(OUT)/tasks --bricks $(OUT)/survey/south --out $(OUT)/hosts --master "local[2]" --summary-json $(OUT)/hosts/stage-summary.json
 
 dataset: hosts bank
 	$(DHS) generate --config $(CONFIG) --hosts $(OUT)/hosts/hosts --bank $(OUT)/bank.h5 --out $(OUT)/dataset --master "local[2]" --summary-json $(OUT)/dataset/generate-summary.json

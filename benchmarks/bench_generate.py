@@ -78,7 +78,7 @@ def _inputs(cfg, out: Path) -> dict:
         base.mkdir(parents=True)
         cfgfile.write_text(yaml.safe_dump(config_to_dict(cfg)))
         for argv in (["build-survey", "--out", str(base / "survey")],
-                     ["build-tasks", "--catalogs", str(base / "survey" / "tractor"), "--out", str(base / "tasks")],
+                     ["build-tasks", "--catalogs", str(base / "survey" / "south" / "sweep" / "10.1"), "--out", str(base / "tasks")],
                      ["build-bank", "--out", str(base / "bank.h5")]):
             assert cli([argv[0], "--config", str(cfgfile), *argv[1:]]) == 0, argv
         marker.touch()
@@ -88,7 +88,7 @@ def _inputs(cfg, out: Path) -> dict:
         step = max(1, table.num_rows // N_TASKS)
         subset.mkdir()
         pq.write_table(table.take(list(range(0, table.num_rows, step))[:N_TASKS]), subset / "part-00000.parquet")
-    return {"tasks": str(subset), "survey": str(base / "survey"), "bank": str(base / "bank.h5")}
+    return {"tasks": str(subset), "survey": str(base / "survey" / "south"), "bank": str(base / "bank.h5")}
 
 
 def _stages(cfg, inputs: dict, out: Path, n: int = 150) -> dict:

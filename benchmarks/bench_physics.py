@@ -35,7 +35,7 @@ from darkhaloscope.dataset.rows import encode_row
 from darkhaloscope.inject import inject, render_arc
 from darkhaloscope.physics.fastrender import ray_levels, render_unit_fast
 from darkhaloscope.physics.params import LensParams, f32
-from darkhaloscope.physics.psf import convolve_bands, moffat_kernel
+from darkhaloscope.physics.psf import convolve_bands, moffat_fwhm_for_psfsize, moffat_kernel
 from darkhaloscope.physics.reference import cosmos_templates, galsim_templates, lenstronomy_arc
 from darkhaloscope.physics.render import SourcePlacement
 from darkhaloscope.sources.bank import SourceBank
@@ -81,7 +81,9 @@ def _seed_like(template, lens, src, fwhms, cfg, ss) -> np.ndarray:
     """The seeds' render: an ImageModel built for the stamp, then one convolution per band."""
     s, pix = cfg.survey.stamp_size, cfg.survey.pixel_scale
     unit = lenstronomy_arc(template, lens, src, s, pix, ss)
-    return np.stack([fftconvolve(unit, moffat_kernel(fwhms[b], pix, cfg.render.moffat_beta, cfg.render.psf_flux_fraction, s - 1), mode="same") for b in "grz"])
+    beta = cfg.render.moffat_beta  # the Moffat with the Neff of DR10's PSFSIZE, as render_arc draws it
+    return np.stack([fftconvolve(unit, moffat_kernel(moffat_fwhm_for_psfsize(fwhms[b], beta, pix), pix, beta, cfg.render.psf_flux_fraction, s - 1), mode="same")
+                     for b in "grz"])
 
 
 def run(cfg: Config, out_dir: Path) -> dict:

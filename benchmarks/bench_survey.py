@@ -8,12 +8,13 @@ Figures (medians of this run; nothing asserted):
   build_tasks_s                in-process task table from the synthetic Tractor catalogs
   section_call_ms, section_tile_ms, decode_ns_per_pixel_<geom>
                                astropy .section fixed cost per call, extra cost per tile read by a
-                               section, whole-image decode cost per pixel (RICE_1, q=16, float32):
+                               section, whole-image decode cost per pixel (RICE_1, float32 noise):
                                the constants of survey/decoded.py
   cutout_<geom>_ms_per_stamp_file_<policy>
                                CPU ms per stamp and per file (a stamp reads 7) for n random 64 px
-                               stamps of one noise image: geom dr10 = 3600^2 in 3600 x 1 row tiles,
-                               n = 40 (DR10 LRGs per brick); demo = 1000^2 in 100^2 tiles, n = 200;
+                               stamps of one noise image: geom dr10 = 3600^2 in 100^2 tiles (DR10's,
+                               legacypipe survey.py), n = 37 (DR10 LRGs per brick); dense = 1000^2 in
+                               100^2 tiles, n = 200;
                                policy sections = one .section per stamp (the old reader), tiles = tile
                                cache without hint (ski rental), hinted = expect(n) (what generate does),
                                whole = decode whole at the first stamp
@@ -27,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-POLICY_GEOMETRIES = (("dr10", 3600, (1, 3600), 40), ("demo", 1000, (100, 100), 200))
+# DR10: 3600^2 in 100^2 tiles (legacypipe survey.py get_compression_args), ~37 LRG stamps per brick;
+# "dense": a 1000^2 brick holding 200 stamps (where whole-image decoding pays)
+POLICY_GEOMETRIES = (("dr10", 3600, (100, 100), 37), ("dense", 1000, (100, 100), 200))
 
 
 def _policy_figures(out: Path, repeats: int = 3) -> dict:
@@ -42,11 +45,12 @@ def _policy_figures(out: Path, repeats: int = 3) -> dict:
     rng = np.random.default_rng(1)
     figures = {}
     for label, n_pix, tile, n_stamps in POLICY_GEOMETRIES:
-        path = out / f"policy-{label}.fits.fz"
+        path = out / f"policy-{label}-dr10.fits.fz"
         if not path.exists():
-            data = rng.normal(0.0, 0.01, (n_pix, n_pix)).astype(np.float32)  # sky noise, nanomaggies
-            hdu = fits.CompImageHDU(data, compression_type="RICE_1", tile_shape=tile, quantize_level=16, quantize_method=1, dither_seed=1)
-            fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path)
+            data = rng.normal(0.0, 0.0025, (n_pix, n_pix)).astype(np.float32)  # DR10 r sky noise, nanomaggies
+            from darkhaloscope.survey.dr10_files import write_coadd
+
+            write_coadd(path, data, "image", dither_seed=1, tile=tile)  # DR10's image compression
         pos = rng.integers(0, n_pix - 64, (n_stamps, 2))
 
         def fresh(path=path):
@@ -69,7 +73,7 @@ def _policy_figures(out: Path, repeats: int = 3) -> dict:
                 h.close()
             figures[f"cutout_{label}_ms_per_stamp_file_{policy}"] = round(statistics.median(runs), 3)
         # constants of the cost model (steady state: the first whole decode of a process is slower)
-        whole, one = [], []
+        whole, one, two = [], [], []
         for _ in range(repeats + 1):
             h, hdu = fresh()
             t0 = time.process_time()
@@ -78,15 +82,22 @@ def _policy_figures(out: Path, repeats: int = 3) -> dict:
             t0 = time.process_time()
             for k in range(20):  # one tile each
                 y = (k * tile[0]) % n_pix
-                decoded.section(hdu, str(path), y, y + 1, 0, 1 if tile[1] < n_pix else n_pix)
+                decoded.section(hdu, str(path), y, y + 1, 0, 1)
             one.append((time.process_time() - t0) / 20)
+            t0 = time.process_time()
+            for k in range(20):  # two tiles each (side by side)
+                y = (k * tile[0]) % n_pix
+                decoded.section(hdu, str(path), y, y + 1, tile[1] - 1, tile[1] + 1)
+            two.append((time.process_time() - t0) / 20)
             h.close()
         figures[f"decode_ns_per_pixel_{label}"] = round(1e9 * statistics.median(whole[1:]), 2)
         figures[f"section_one_tile_ms_{label}"] = round(1e3 * statistics.median(one[1:]), 3)
-    # section_call_ms: one 100^2 tile minus its pixels; section_tile_ms: one 3600 x 1 row minus call and pixels
-    ns = figures["decode_ns_per_pixel_demo"]
-    figures["section_call_ms"] = round(figures["section_one_tile_ms_demo"] - 1e4 * ns * 1e-6, 3)
-    figures["section_tile_ms"] = round(figures["section_one_tile_ms_dr10"] - figures["section_call_ms"] - 3600 * ns * 1e-6, 3)
+        figures[f"section_two_tiles_ms_{label}"] = round(1e3 * statistics.median(two[1:]), 3)
+    # one section of t tiles = call + t x (tile + 100^2 pixels): two minus one gives the tile's share
+    ns = figures["decode_ns_per_pixel_dr10"]
+    px_ms = 1e4 * ns * 1e-6
+    figures["section_tile_ms"] = round(figures["section_two_tiles_ms_dr10"] - figures["section_one_tile_ms_dr10"] - px_ms, 3)
+    figures["section_call_ms"] = round(figures["section_one_tile_ms_dr10"] - figures["section_tile_ms"] - px_ms, 3)
     return figures
 
 
@@ -111,7 +122,7 @@ def run(cfg, out_dir) -> dict:
     xs = rng.uniform(-n / 2 + 40, 1.5 * n - 40, 300)
     ys = rng.uniform(-n / 2 + 40, n / 2 - 40, 300)
     ra, dec = grid.pix2world(xs, ys)
-    reader = BrickReader(str(out / "survey"), cache_size=bcfg.survey.brick_cache_size)
+    reader = BrickReader(str(out / "survey" / "south"), cache_size=bcfg.survey.brick_cache_size)
     warm, cold = [], []
     for k in range(len(xs)):
         t = time.process_time()  # CPU: the machine is shared
@@ -130,12 +141,12 @@ def run(cfg, out_dir) -> dict:
 
     remote._NativeRaw.readinto = counting
     try:
-        BrickReader(str(out / "survey")).cutout(float(ra[0]), float(dec[0]), bcfg.survey.stamp_size, bcfg.survey.bands)
+        BrickReader(str(out / "survey" / "south")).cutout(float(ra[0]), float(dec[0]), bcfg.survey.stamp_size, bcfg.survey.bands)
     finally:
         remote._NativeRaw.readinto = orig
 
     t0 = time.perf_counter()
-    build_tasks(bcfg, str(out / "survey" / "tractor"), str(out / "tasks"))
+    build_tasks(bcfg, str(out / "survey" / "south" / "sweep" / "10.1"), str(out / "tasks"))
     tasks_s = time.perf_counter() - t0
     return {
         **_policy_figures(out / "policy"),

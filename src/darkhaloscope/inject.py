@@ -44,6 +44,7 @@ from .physics.trials import run_trials, source_scale
 from .sources.bank import SourceBank
 from .sources.colours import mag_to_nanomaggies
 from .survey.cutout import Cutout
+from .survey.maskbits import bad_bit_mask
 
 ROW_BANDS = "grz"  # bands with their own columns in the stamp schema
 _HASHES: dict[int, tuple[Config, str]] = {}
@@ -149,15 +150,15 @@ def arc_measures(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray, cfg:
     """SNRs (arc_snr, arc_snr_sum, arc_snr_region, snr_reason) and lensed_hlr_arcsec of painted
     light, in the SNR band: the one definition for every painted role (arcs and roles.py's negatives)."""
     k = _snr_band(cfg.survey.bands)
-    snr, snr_sum, snr_region, reason = fastrow.snr_metrics_fast(arc[k], invvar[k], maskbits)
+    snr, snr_sum, snr_region, reason = fastrow.snr_metrics_fast(arc[k], invvar[k], maskbits, bad_mask=bad_bit_mask(cfg))
     return {"arc_snr": _num(snr), "arc_snr_sum": _num(snr_sum), "arc_snr_region": _num(snr_region), "snr_reason": reason,
             "lensed_hlr_arcsec": _num(fastrow.half_light_radius_fast(arc[k], cfg.survey.pixel_scale))}
 
 
-def _good_pixels(cutout: Cutout) -> np.ndarray:
-    """Boolean [S, S] good-pixel mask for the acceptance SNRs (maskbits == 0, DESIGN 3.3; the
-    per-band invvar > 0 is applied by the variance). One place, so a bad-bit policy replaces it."""
-    return np.asarray(cutout.maskbits) == 0
+def _good_pixels(cutout: Cutout, cfg: Config) -> np.ndarray:
+    """Boolean [S, S] good-pixel mask for the acceptance SNRs: none of ``survey.bad_maskbits`` set
+    (DESIGN 3.3; the per-band invvar > 0 is applied by the variance)."""
+    return (np.asarray(cutout.maskbits).astype(np.int64) & bad_bit_mask(cfg)) == 0
 
 
 def _add_arc(arc: np.ndarray, cutout: Cutout, task_id: int, cfg: Config) -> tuple[np.ndarray, np.ndarray]:
@@ -230,7 +231,7 @@ def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Confi
     bands = cfg.survey.bands
     fwhms = {b: row[f"psf_fwhm_{b}"] if b in ROW_BANDS else f32(float(task[f"psfsize_{b}"])) for b in bands}
     invvar = cutout.invvar
-    host, t, n_tries, accepted = run_trials(task, cutout.image, invvar, _good_pixels(cutout), bank, fwhms, _sky(cfg), cfg)
+    host, t, n_tries, accepted = run_trials(task, cutout.image, invvar, _good_pixels(cutout, cfg), bank, fwhms, _sky(cfg), cfg)
     c = t.criteria
     row.update(
         lens_z=host.lens_z, lens_z_kind=host.lens_z_kind, lens_sigma_v=host.sigma_v, lens_sigma_v_kind=host.sigma_v_kind,

@@ -31,6 +31,8 @@ def _upload(root: Path, endpoint: str, bucket: str, prefix: str) -> None:
     for p in root.rglob("*"):
         if p.is_file() and "tractor" not in p.parts:
             s3.upload_file(str(p), bucket, f"{prefix}/{p.relative_to(root).as_posix()}")
+    # DR10 layout: survey-bricks.fits.gz sits one level above the region folder
+    s3.upload_file(str(root.parent / "survey-bricks.fits.gz"), bucket, "/".join([*prefix.split("/")[:-1], "survey-bricks.fits.gz"]))
 
 
 def _compare(cfg, local: BrickReader, remote: BrickReader) -> None:
@@ -81,12 +83,12 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
 
 def test_cutout_from_https_mirror_equals_local(small_survey):
     cfg, root = small_survey
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_RangeHandler, directory=str(root)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_RangeHandler, directory=str(root.parent)))
     t = threading.Thread(target=server.serve_forever, daemon=True)
     t.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        _compare(cfg, BrickReader(str(root)), BrickReader(url))
+        _compare(cfg, BrickReader(str(root)), BrickReader(f"{url}/south"))  # the DR10 release layout
     finally:
         server.shutdown()
         server.server_close()

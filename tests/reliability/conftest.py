@@ -63,7 +63,8 @@ def world(tmp_path_factory) -> World:
     base = tmp_path_factory.mktemp("rel_world")
     survey, tasks_dir, bank = base / "survey", base / "tasks", base / "bank.h5"
     build_survey(cfg, survey)
-    build_tasks(cfg, str(survey / "tractor"), str(tasks_dir), bricks_table=str(survey / "survey-bricks.fits.gz"))
+    build_tasks(cfg, str(survey / "south" / "tractor"), str(tasks_dir), bricks_table=str(survey / "survey-bricks.fits.gz"))
+    survey = survey / "south"  # the region folder: the brick reader's root
     build_bank(cfg, bank)
     tasks = pq.read_table(str(tasks_dir)).to_pylist()
     assert len({t["brickname"] for t in tasks}) == 2 and {t["role"] for t in tasks} == {"control", "injection"}
@@ -71,9 +72,9 @@ def world(tmp_path_factory) -> World:
 
 
 def copy_survey(world: World, dest: Path) -> Path:
-    """A private copy of the survey to damage."""
-    shutil.copytree(world.survey, dest)
-    return dest
+    """A private copy of the survey to damage (the whole release; returns its region folder)."""
+    shutil.copytree(world.survey.parent, dest)
+    return dest / world.survey.name
 
 
 def coadd_file(root: Path, brickname: str, kind: str, band: str | None = None) -> Path:

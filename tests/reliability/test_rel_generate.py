@@ -127,6 +127,9 @@ def _upload(s3, bucket: str, local: Path, prefix: str) -> None:
     for p in sorted(Path(local).rglob("*")):
         if p.is_file() and "tractor" not in p.parts:
             s3.upload_file(str(p), bucket, f"{prefix}/{p.relative_to(local)}")
+    bricks = Path(local).parent / "survey-bricks.fits.gz"  # DR10 layout: one level above the region folder
+    if Path(local).name == "south" and bricks.is_file():
+        s3.upload_file(str(bricks), bucket, "/".join([*prefix.split("/")[:-1], bricks.name]))
 
 
 def test_flaky_s3_is_retried_and_the_run_loses_nothing(gen, world, spark, s3_bucket):

@@ -69,6 +69,7 @@ def test_brick_and_bank_reads_survive_a_flaky_window(world, proxy, s3_bucket, tm
     for p in world.survey.rglob("*"):
         if p.is_file() and ("coadd" in p.parts or p.name.startswith("survey-bricks")):
             s3.upload_file(str(p), bucket, f"survey/{p.relative_to(world.survey)}")
+    s3.upload_file(str(world.survey.parent / "survey-bricks.fits.gz"), bucket, "survey-bricks.fits.gz")  # DR10: above the region
     s3.upload_file(str(world.bank), bucket, "bank.h5")
     opts = StorageOptions(endpoint=proxy.url)
     tasks = world.tasks[:4]  # each stamp is ~30 ranged GETs through moto: keep it short

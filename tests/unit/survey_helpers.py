@@ -27,10 +27,11 @@ def small_config(**synthetic):
 
 @pytest.fixture(scope="session")
 def small_survey(tmp_path_factory):
-    """(config, root) of the two-brick synthetic survey."""
+    """(config, root) of the two-brick synthetic survey; root is the region folder (``<release>/south``,
+    where coadd/, tractor/ and sweep/ live; survey-bricks.fits.gz is one level up, as in DR10)."""
     from darkhaloscope.survey.build_survey import build_survey
 
     cfg = small_config()
-    root = tmp_path_factory.mktemp("small_survey")
-    build_survey(cfg, root)
-    return cfg, root
+    release = tmp_path_factory.mktemp("small_survey")
+    build_survey(cfg, release)
+    return cfg, release / "south"

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pytest
 
 from darkhaloscope.config import Config, replace
+from darkhaloscope.dataset.rows import encode_row
 from darkhaloscope.dataset.schema import rows_to_table
 from darkhaloscope.dataset.stamp import decode_arc
-from darkhaloscope.dataset.rows import encode_row
 from darkhaloscope.inject import inject as inject_arrays
 from darkhaloscope.inject import render_arc_from_row
 from darkhaloscope.ml.selection import apply_selection, matched_selection

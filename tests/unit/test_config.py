@@ -21,7 +21,8 @@ def test_demo_config_loads_with_survey_and_tasks_values():
     cfg = load_config("configs/demo.yaml")
     assert isinstance(cfg, Config)
     assert cfg.survey.bands == "grz"
-    assert cfg.survey.synthetic.n_bricks_ra == 2 and cfg.survey.synthetic.brick_size_pix == 1000
+    assert cfg.survey.synthetic.n_bricks_ra == 6 and cfg.survey.synthetic.brick_size_pix == 1800
+    assert cfg.survey.synthetic.sky_sigma_r == 0.0025 and cfg.survey.synthetic.lrg_min_separation_pix == 64
     assert cfg.tasks.split_fractions == {"train": 0.26, "val": 0.39, "test": 0.35}
     assert cfg.tasks.lrg.zfiber_max == 21.6 and cfg.tasks.lrg.zfibertot_min == 17.5
 

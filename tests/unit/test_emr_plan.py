@@ -123,3 +123,13 @@ def test_plan_sizes_stage_and_generate_from_hosts(tmp_path, capsys):
     assert got["total_cost_usd"] == pytest.approx(gen["cost"] * got["total_wall_hours"] / gen["wall"], rel=1e-9)
     text = _plan(capsys, "--tasks", str(SEED_STAMPS), "--bench", str(bench))
     assert "stage step" in text and f"{got['total_wall_hours']:.2f} h" in text
+
+
+def test_plan_prefers_the_dr10_figure(tmp_path, capsys):
+    """dr10_end_to_end_core_ms_per_stamp (DR10 density and file format) wins over the demo figure."""
+    bench = tmp_path / "results.json"
+    bench.write_text(json.dumps({"end_to_end_core_ms_per_stamp": 100.0, "dr10_end_to_end_core_ms_per_stamp": 40.0, "bytes_per_stamp": 38_500.0}))
+    got = json.loads(_plan(capsys, "--tasks", str(SEED_STAMPS), "--bench", str(bench), "--json"))
+    exp = _expected(SEED_STAMPS, 40.0, 38_500.0, eff=0.8)
+    assert got["core_ms_per_stamp"] == 40.0 and got["cost_source"].endswith("dr10_end_to_end_core_ms_per_stamp")
+    assert got["wall_hours"] == pytest.approx(exp["wall"], rel=1e-12)

@@ -7,6 +7,7 @@ pixels went raw: a wrong dither sequence would pass the round trip but fail that
 
 from __future__ import annotations
 
+import os
 import zlib
 from pathlib import Path
 
@@ -25,7 +26,9 @@ from darkhaloscope.dataset.stamp import (
 from darkhaloscope.survey.brick_reader import BrickReader
 from darkhaloscope.survey.decoded import file_quant
 
-DR6 = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "desitarget_dr6_coadd_brick" / "coadd" / "095" / "0959p805"
+# the real data folder as tests/conftest.py finds it (DARKHALOSCOPE_SHARED_DATA, else ../shared/data)
+_SHARED = Path(os.environ.get("DARKHALOSCOPE_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
+DR6 = _SHARED / "desitarget_dr6_coadd_brick" / "coadd" / "095" / "0959p805"
 
 
 def _bits_equal(a: np.ndarray, b: np.ndarray) -> bool:

@@ -132,7 +132,7 @@ def test_arc_snr_recomputed_from_arrays_and_masks(cfg, bank):
     # mask the brightest arc pixel: the stored SNR ignores it
     peak = np.unravel_index(np.argmax(np.where(good, arc_r, -np.inf)), arc_r.shape)
     cut2 = make_cutout()
-    cut2.maskbits[peak] = 1
+    cut2.maskbits[peak] = 2  # BRIGHT
     cut2.invvar[:, peak[0], peak[1] + 1] = 0
     row2 = inject(make_task(), cut2, bank, c)
     good2 = good.copy()
@@ -205,7 +205,7 @@ def test_flagged_rows(cfg, bank, role):
 
 def test_fully_masked_stamp_has_null_snrs_with_reason(cfg, bank):
     cut = make_cutout()
-    cut.maskbits[:] = 1
+    cut.maskbits[:] = 2  # BRIGHT
     row = inject(make_task(), cut, bank, cfg)
     assert row["cutout_ok"] and row["arc_npz"] is not None
     assert row["arc_snr"] is None and row["arc_snr_sum"] is None and row["arc_snr_region"] is None

@@ -9,6 +9,7 @@ from scipy import ndimage
 
 from darkhaloscope.physics import fastrow, metrics
 from darkhaloscope.physics.noise import arc_poisson_noise
+from darkhaloscope.survey.maskbits import DEFAULT_BAD_MASK
 
 
 def _random_case(seed: int, s: int = 48):
@@ -37,7 +38,7 @@ def test_snr_metrics_equal_the_numpy_definitions(seed):
         assert f == pytest.approx(r, rel=1e-12)
     # an independent recomputation of the region SNR (scipy labels, explicit loop over regions)
     a, v = arc.astype(np.float64), iv.astype(np.float64)
-    good = (v > 0) & (mb == 0)
+    good = (v > 0) & ((mb & DEFAULT_BAD_MASK) == 0)  # the default survey.bad_maskbits rule
     lab, n = ndimage.label(good & (a * np.sqrt(v + 1e-12) > 1), structure=np.ones((3, 3)))
     best = max((a[lab == k].sum() / np.sqrt((1 / v[lab == k]).sum()) for k in range(1, n + 1)), default=0.0)
     assert fast[2] == pytest.approx(best, rel=1e-12)
@@ -46,7 +47,7 @@ def test_snr_metrics_equal_the_numpy_definitions(seed):
 
 def test_snr_metrics_edge_cases():
     arc, iv, mb = _random_case(3)
-    mb[:] = 1
+    mb[:] = 2  # BRIGHT everywhere
     assert fastrow.snr_metrics_fast(arc, iv, mb) == metrics.snr_metrics(arc, iv, mb)
     zero = np.zeros((6, 6), np.float32)
     assert fastrow.snr_metrics_fast(zero, np.ones((6, 6)), np.zeros((6, 6), np.int32))[2] == 0.0

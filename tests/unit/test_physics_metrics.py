@@ -33,13 +33,13 @@ def test_masked_and_no_data_pixels_are_ignored():
     iv[19, 19] = 0
     assert metrics.arc_snr(arc, iv, mb) == pytest.approx(4.0)
     assert metrics.arc_snr_sum(arc, iv, mb) == pytest.approx(32 / np.sqrt(398 * 0.25))
-    mb[3:6, 3:6] = 1  # mask region A: region B is the best
+    mb[3:6, 3:6] = 2  # BRIGHT: mask region A: region B is the best
     assert metrics.arc_snr_region(arc, iv, mb) == pytest.approx(14 / np.sqrt(14 * 0.25))
 
 
 def test_no_good_pixels_gives_none_with_reason():
     arc, iv, mb = _arrays()
-    mb[:] = 1
+    mb[:] = 2  # BRIGHT
     assert metrics.snr_metrics(arc, iv, mb)[:3] == (None, None, None)
     assert "good pixels" in metrics.snr_metrics(arc, iv, mb)[3]
     assert metrics.arc_snr_region(np.zeros((5, 5)), np.ones((5, 5)), np.zeros((5, 5))) == 0.0

@@ -87,3 +87,44 @@ def test_bad_fwhm_is_a_physics_error():
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(PhysicsError):
             moffat_kernel(bad, PIX)
+
+
+@pytest.mark.parametrize("beta", [2.5, 3.5, 4.765])
+def test_moffat_for_dr10_psfsize_has_the_gaussian_neff(beta):
+    """DR10 PSFSIZE = FWHM of the Gaussian with the PSF's Neff = 1/psfnorm^2: the Moffat drawn for a
+    row must have that Neff. Checked against a numerical integral of the Moffat profile squared."""
+    from scipy import integrate
+
+    from darkhaloscope.physics.psf import gaussian_neff, moffat_alpha, moffat_fwhm_for_psfsize
+
+    psfsize = 1.3  # arcsec
+    fwhm = moffat_fwhm_for_psfsize(psfsize, beta)
+    alpha = moffat_alpha(fwhm, beta)
+
+    def profile(r):  # unnormalised Moffat
+        return (1.0 + (r / alpha) ** 2) ** (-beta)
+
+    flux = integrate.quad(lambda r: 2 * np.pi * r * profile(r), 0, np.inf)[0]
+    sq = integrate.quad(lambda r: 2 * np.pi * r * profile(r) ** 2, 0, np.inf)[0]
+    neff_numeric = flux**2 / sq
+    sigma = psfsize / (2 * np.sqrt(2 * np.log(2)))
+    assert neff_numeric == pytest.approx(4 * np.pi * sigma**2, rel=1e-7)
+    assert gaussian_neff(psfsize) == pytest.approx(4 * np.pi * sigma**2, rel=1e-12)
+    if beta == 3.5:  # the issue's figure: FWHM = PSFSIZE would blur arcs ~23 % too much
+        assert psfsize / fwhm == pytest.approx(1.2325, abs=5e-4)
+    # the pixel-sampled kernel the arc is convolved with has that Neff too (sampling at 0.262" costs < 1 %)
+    k = moffat_kernel(fwhm, 0.262, beta, 0.9999, 63)
+    neff_kernel_arcsec2 = 1.0 / float((k**2).sum()) * 0.262**2
+    assert neff_kernel_arcsec2 == pytest.approx(4 * np.pi * sigma**2, rel=0.01)
+
+
+@pytest.mark.parametrize("psfsize", [0.9, 1.3, 2.0])
+def test_pixel_integrated_moffat_has_the_neff_of_psfsize(psfsize):
+    """DR10 measures Neff on the pixelised PSF: Moffat x pixel (GalSim drawImage) has it, 1.5 %
+    (the box-variance approximation of the pixel is worst at the smallest PSF)."""
+    from darkhaloscope.physics.psf import gaussian_neff, moffat_fwhm_for_psfsize
+
+    fwhm = moffat_fwhm_for_psfsize(psfsize, 3.5, PIX)
+    img = galsim.Moffat(beta=3.5, fwhm=fwhm).drawImage(nx=101, ny=101, scale=PIX, dtype=np.float64).array
+    p = img / img.sum()
+    assert 1.0 / float((p**2).sum()) * PIX**2 == pytest.approx(gaussian_neff(psfsize), rel=0.015)

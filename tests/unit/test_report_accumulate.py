@@ -90,12 +90,12 @@ def test_stamp_measurements_against_numpy():
 
     arc = np.zeros((s, s))
     arc[30:34, 40:44] = 0.02
-    maskbits[30:32, 40:44] = 1
+    maskbits[30:32, 40:44] = 2  # BRIGHT
     peak, total, region = recompute_snr(arc, invvar[1], maskbits)
     good = maskbits == 0
     assert peak == pytest.approx(0.02 / 0.006, rel=1e-6)
     assert total == pytest.approx(arc[good].sum() / np.sqrt(good.sum() * 0.006**2), rel=1e-6)
     assert region == pytest.approx(8 * 0.02 / np.sqrt(8 * 0.006**2), rel=1e-6)  # the 2x4 unmasked block
-    maskbits[:] = 1
+    maskbits[:] = 2  # BRIGHT
     assert recompute_snr(arc, invvar[1], maskbits) == (None, None, None)
     assert unmasked_peak_snr(arc, invvar[1]) == pytest.approx(0.02 / 0.006, rel=1e-6)

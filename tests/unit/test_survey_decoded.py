@@ -1,6 +1,7 @@
 """Decoded-tile cache of the brick reader: the whole-brick path, the tile-by-tile path and plain
 per-stamp sections give bit-identical stamps, inside bricks, stitched across a brick edge, with
-DR10-like row tiles (ZTILE = N x 1) and on an S3 root.
+DR10's 100 x 100 tiles (legacypipe ``survey.py`` ``get_compression_args``; the real DR6 brick has
+ZTILE1 = ZTILE2 = 100) as well as the small survey's 64 x 64, and on an S3 root.
 
 Reference: a mosaic of the bricks' fully decompressed ``hdu.data`` (astropy's whole-image path,
 not ``.section``), placed by the synthetic survey's global pixel grid, cut with numpy at the
@@ -99,27 +100,27 @@ def test_whole_tiles_and_sections_equal_the_decompressed_mosaic(small_survey, mo
 
 
 @pytest.fixture(scope="module")
-def row_tiled(small_survey, tmp_path_factory):  # noqa: F811
-    """The small survey re-compressed with DR10's tile geometry: whole rows (ZTILE1 = N, ZTILE2 = 1)."""
+def dr10_tiled(small_survey, tmp_path_factory):  # noqa: F811
+    """The small survey re-written with DR10's own compression per file type and 100 x 100 tiles."""
+    from darkhaloscope.survey.dr10_files import write_coadd
+
     cfg, root = small_survey
-    dst = tmp_path_factory.mktemp("row_tiled")
-    shutil.copy(root / "survey-bricks.fits.gz", dst / "survey-bricks.fits.gz")
+    release = tmp_path_factory.mktemp("dr10_tiled")
+    dst = release / "south"
+    shutil.copy(root.parent / "survey-bricks.fits.gz", release / "survey-bricks.fits.gz")
     for b in synthetic_bricks(cfg):
         for kind, band in KINDS:
             rel = coadd_relpath(b.brick.brickname, kind, band)
             with fits.open(root / rel) as h:
                 data, header = h[1].data, h[1].header
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            hdu = fits.CompImageHDU(data, header=header, compression_type="RICE_1", tile_shape=(1, data.shape[1]),
-                                    quantize_level=16, quantize_method=1, dither_seed=3)
-            fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(dst / rel)
+            write_coadd(dst / rel, data, kind, header, dither_seed=3)
     return cfg, dst
 
 
-def test_row_tiles_whole_tiles_and_sections_agree(row_tiled, monkeypatch):
-    cfg, root = row_tiled
+def test_dr10_tiles_whole_tiles_and_sections_agree(dr10_tiled, monkeypatch):
+    cfg, root = dr10_tiled
     with fits.open(root / coadd_relpath(synthetic_bricks(cfg)[0].brick.brickname, "image", "g")) as h:
-        assert tuple(h[1].tile_shape) == (1, 300)  # (ZTILE2, ZTILE1): one whole row per tile
+        assert tuple(h[1].tile_shape) == (100, 100)  # (ZTILE2, ZTILE1)
     mosaic, gx0, gy0 = _mosaic(cfg, root)
     for (gx, gy), a, b, c in _cut_all(cfg, root, monkeypatch):
         ref = _reference(mosaic, gx0, gy0, gx, gy)
@@ -131,11 +132,11 @@ def test_s3_root_whole_and_tiles_equal_local(small_survey, s3_bucket, monkeypatc
     cfg, root = small_survey
     endpoint, bucket = s3_bucket
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    for p in root.rglob("*"):
-        if p.is_file() and "tractor" not in p.parts:
-            s3.upload_file(str(p), bucket, f"dr10/{p.relative_to(root).as_posix()}")
+    for p in root.parent.rglob("*"):  # the release: survey-bricks.fits.gz above south/
+        if p.is_file() and "tractor" not in p.parts and "sweep" not in p.parts:
+            s3.upload_file(str(p), bucket, f"dr10/{p.relative_to(root.parent).as_posix()}")
     mosaic, gx0, gy0 = _mosaic(cfg, root)
-    for (gx, gy), a, b, c in _cut_all(cfg, f"s3://{bucket}/dr10", monkeypatch, StorageOptions(endpoint=endpoint)):
+    for (gx, gy), a, b, c in _cut_all(cfg, f"s3://{bucket}/dr10/south", monkeypatch, StorageOptions(endpoint=endpoint)):
         ref = _reference(mosaic, gx0, gy0, gx, gy)
         for cut in (a, b, c):
             _check(cut, ref)
@@ -146,7 +147,7 @@ def test_ski_rental_decodes_whole_after_enough_section_calls(small_survey):  # n
     name = synthetic_bricks(cfg)[0].brick.brickname
     r = BrickReader(str(root))
     of = r.brick(name).open("image", "g")
-    d = of.decoded
+    d = decoded.DecodedImage(of.hdu, of.path)  # astropy sections (no file object: no direct RICE decoding)
     assert d.tile == (64, 64) and d.grid == (5, 5)  # 300 px brick, 64 px tiles
     n_px = 300 * 300
     # fixed costs paid (calls x SECTION_CALL_MS) >= modelled cost of decoding the 64^2 tiles still missing
@@ -164,7 +165,7 @@ def test_ski_rental_decodes_whole_after_enough_section_calls(small_survey):  # n
 def test_decoded_memory_stays_within_budget_plus_current_brick(small_survey):  # noqa: F811
     cfg, root = small_survey
     names = [b.brick.brickname for b in synthetic_bricks(cfg)]
-    one_brick = 6 * 300 * 300 * 4 + 300 * 300 * 2  # float32 image+invvar x 3 bands, int16 maskbits
+    one_brick = 7 * 300 * 300 * 4  # float32 image+invvar x 3 bands, int32 maskbits (DR10: SUB_BLOB is bit 16)
     r = BrickReader(str(root), decoded_cache_mb=0.5 * one_brick / 2**20)
     grid = SynthGrid(cfg)
     for n in names:
@@ -180,12 +181,13 @@ def test_decoded_memory_stays_within_budget_plus_current_brick(small_survey):  #
 
 
 def test_prefer_whole_rule():
-    # demo brick: 1000^2, 100^2 tiles; DR10: 3600^2, rows of 3600 x 1
+    # demo-size brick: 1000^2; DR10: 3600^2; both in DR10's 100^2 tiles
     demo = [decoded.prefer_whole((1000, 1000), (100, 100), 64, n) for n in range(0, 60)]
-    dr10 = [decoded.prefer_whole((3600, 3600), (1, 3600), 64, n) for n in range(0, 300)]
+    dr10 = [decoded.prefer_whole((3600, 3600), (100, 100), 64, n) for n in range(0, 400)]
     assert not demo[1] and demo[-1] and not dr10[1] and dr10[-1]
     # monotone: once whole is cheaper, more stamps keep it cheaper
     for seq in (demo, dr10):
         first = seq.index(True)
         assert all(seq[first:]) and not any(seq[:first])
-    assert 5 <= demo.index(True) <= 30 and 20 <= dr10.index(True) <= 60
+    # a DR10 brick (~37 LRGs) is cut tile by tile: whole-file decoding pays only from ~180 stamps
+    assert 5 <= demo.index(True) <= 30 and 120 <= dr10.index(True) <= 260

@@ -150,6 +150,9 @@ def _cross_checks(cfg: Config) -> None:
     _check_weights("negatives.kind_weights", cfg.negatives.kind_weights, LOOKALIKE_KINDS)
     _check_weights("train.role_weights", cfg.train.role_weights, ROLES, need_positive=False)
     n = cfg.negatives
+    from ..survey.maskbits import bit_mask
+
+    bit_mask(cfg.survey.bad_maskbits)  # unknown bit names are a ConfigError naming the field
     pairs = [
         ("negatives.unlensed_sep_min", n.unlensed_sep_min, "negatives.unlensed_sep_max", n.unlensed_sep_max),
         ("negatives.radius_min", n.radius_min, "negatives.radius_max", n.radius_max),

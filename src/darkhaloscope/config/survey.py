@@ -29,13 +29,16 @@ class SyntheticSurveyConfig:
     brick_size_pix: int = param(600, "Side of each synthetic brick image (DR10 is 3600).", "pixel", ge=128, le=3600)
     dec_center: float = param(10.0, "Declination of the synthetic field's first brick row centre.", "deg", ge=-80.0, le=80.0)
     ra_start: float = param(150.0, "RA of the first synthetic brick column's centre.", "deg", ge=0.0, lt=360.0)
-    lrg_per_brick: int = param(150, "LRG-like galaxies per brick (before the LRG cuts).", "count", ge=0, le=100000)
-    galaxies_per_brick: int = param(300, "Other galaxies per brick.", "count", ge=0, le=100000)
-    stars_per_brick: int = param(60, "Stars per brick (a few bright ones get BRIGHT/MEDIUM masks).", "count", ge=0, le=100000)
-    seeing_r_min: float = param(0.9, "Minimum per-brick r-band PSF FWHM.", "arcsec", gt=0.3, le=3.0)
-    seeing_r_max: float = param(1.6, "Maximum per-brick r-band PSF FWHM.", "arcsec", gt=0.3, le=3.0)
-    sky_sigma_r: float = param(0.006, "Per-pixel sky noise sigma in r (g, z scaled by band).", "nanomaggy", gt=0.0, le=1.0)
-    tile_size: int = param(100, "Tile side of the Rice tile-compressed .fits.fz images.", "pixel", ge=16, le=3600)
+    lrg_per_brick: int = param(150, "LRG-like galaxies per brick before the LRG cuts (density = this / brick_size_pix^2; DR10: ~600 per deg^2 pass the cuts, ~37 per 3600 px brick).", "count", ge=0, le=100000)
+    lrg_min_separation_pix: float = param(0.0, "Hard core between LRG centres (Matern II thinning; 0 = Poisson): lets a small demo sky hold many LRGs while no stamp holds a second one.", "pixel", ge=0.0, lt=256.0)
+    galaxies_per_brick: int = param(300, "Other galaxies per brick (r 19-23.5; DR10-like: ~8,000 per deg^2).", "count", ge=0, le=100000)
+    stars_per_brick: int = param(60, "Stars per brick (r 10-22; DR10-like at b ~ 45 deg: ~1,500 per deg^2, a few get BRIGHT/MEDIUM masks).", "count", ge=0, le=100000)
+    seeing_r_min: float = param(0.9, "Minimum per-brick r-band PSFSIZE (DR10 convention: FWHM of the Gaussian with the PSF's Neff).", "arcsec", gt=0.3, le=3.0)
+    seeing_r_max: float = param(1.6, "Maximum per-brick r-band PSFSIZE (DR10 convention).", "arcsec", gt=0.3, le=3.0)
+    sky_sigma_r: float = param(0.0025, "Per-pixel sky noise sigma in r (g, z scaled by band); real DR10 south r stamps: 0.002-0.003.", "nanomaggy", gt=0.0, le=1.0)
+    tile_size: int = param(100, "Tile side of the compressed coadd files (DR10 writes 100; other values for tests).", "pixel", ge=16, le=3600)
+    write_maps: bool = param(True, "Also write the nexp, depth, galdepth and psfsize maps per band, as DR10 does (no stage reads them).", "")
+    workers: int = param(0, "Processes rendering bricks in build-survey (0 = one per CPU from 4 bricks up, else 1; the files are the same for any number).", "count", ge=0, le=64)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,10 @@ class SurveyConfig:
     pixel_scale: float = param(0.262, "Coadd pixel scale.", "arcsec/pixel", gt=0.0)
     stamp_size: int = param(64, "Side of every stamp.", "pixel", ge=8, le=512)
     brick_cache_size: int = param(8, "Open bricks kept per process (LRU).", "count", ge=1, le=256)
+    bad_maskbits: list = param(
+        ["BRIGHT", "SATUR_G", "SATUR_R", "SATUR_Z", "SATUR_I", "ALLMASK_G", "ALLMASK_R", "ALLMASK_Z", "ALLMASK_I", "MEDIUM", "GALAXY", "CLUSTER"],
+        "DR10 MASKBITS names that make a pixel bad for SNRs, masks and the report (survey/maskbits.py; NPRIMARY, WISEM1/2, BAILOUT, SUB_BLOB do not spoil an optical pixel).",
+        "bit names")
     decoded_cache_mb: float = param(256.0, "Decoded pixels kept per process for bricks other than the one being cut (LRU); peak is this plus one brick (DR10: 337 MB).", "MiB", ge=0.0)
     synthetic: SyntheticSurveyConfig = section(SyntheticSurveyConfig)
 

@@ -2,7 +2,8 @@
 
 The formula (all inputs printed with the plan):
 
-    c          = end_to_end_core_ms_per_stamp      [core-ms / stamp]   (make bench, or the default)
+    c          = dr10_end_to_end_core_ms_per_stamp [core-ms / stamp]   (make bench at DR10's density and
+                 file format: benchmarks/bench_dr10.py), else end_to_end_core_ms_per_stamp, else the default
     b          = bytes_per_stamp                   [bytes / stamp]
     executors  = instances * floor(vcpus_per_instance / executor_cores) - 1   (one goes to the driver)
     slots      = executors * executor_cores        [concurrent Python tasks]
@@ -34,8 +35,8 @@ SEED_VCPU_HOURS = 680.0
 SEED_BYTES = 490e9
 DEFAULT_CORE_MS_PER_STAMP = SEED_VCPU_HOURS * 3.6e6 / SEED_STAMPS
 DEFAULT_BYTES_PER_STAMP = SEED_BYTES / SEED_STAMPS
-BENCH_KEYS = ("end_to_end_core_ms_per_stamp", "bytes_per_stamp", "stage_core_ms_per_stamp", "host_table_bytes_per_stamp",
-              "generate_from_hosts_core_ms_per_stamp")
+BENCH_KEYS = ("dr10_end_to_end_core_ms_per_stamp", "end_to_end_core_ms_per_stamp", "bytes_per_stamp", "dr10_stage_core_ms_per_stamp",
+              "stage_core_ms_per_stamp", "host_table_bytes_per_stamp", "generate_from_hosts_core_ms_per_stamp")
 # stage defaults when `make bench` has not run: bench_stage on the demo survey (2 shared cores,
 # load ~2.8, 2026-12-05): local bricks; a DR10 brick holds ~37 LRGs, so real stages cost more I/O.
 DEFAULT_STAGE_CORE_MS_PER_STAMP = 6.9
@@ -104,10 +105,11 @@ def plan_run(cfg: Config, n_tasks: int, bench: dict | None = None, bench_path: s
 
     bench = bench or {}
     src = bench_path or "bench"
+    key = next((k for k in ("dr10_end_to_end_core_ms_per_stamp", "end_to_end_core_ms_per_stamp") if k in bench), None)
     if uses_hosts(cfg) and "generate_from_hosts_core_ms_per_stamp" in bench:
         c, cost_source, efficiency = bench["generate_from_hosts_core_ms_per_stamp"], f"{src}: generate_from_hosts_core_ms_per_stamp", cfg.emr.parallel_efficiency
-    elif "end_to_end_core_ms_per_stamp" in bench:
-        c, cost_source, efficiency = bench["end_to_end_core_ms_per_stamp"], f"{src}: end_to_end_core_ms_per_stamp", cfg.emr.parallel_efficiency
+    elif key is not None:  # DR10's own density and file format first (tile-by-tile cutouts, DR10 compression)
+        c, cost_source, efficiency = bench[key], f"{src}: {key}", cfg.emr.parallel_efficiency
     else:
         c = DEFAULT_CORE_MS_PER_STAMP
         cost_source = "default: the seeds' 680 vCPU-h / 11,751,600 stamps (end-to-end, efficiency 1)"
@@ -121,11 +123,13 @@ def plan_run(cfg: Config, n_tasks: int, bench: dict | None = None, bench_path: s
 
 def plan_stage(cfg: Config, n_tasks: int, bench: dict | None = None, bench_path: str = "") -> RunPlan:
     """Size the stage job (survey -> host table) of ``n_tasks`` positions, same formula, with
-    ``stage_core_ms_per_stamp`` and ``host_table_bytes_per_stamp`` (bench, else the defaults)."""
+    ``dr10_stage_core_ms_per_stamp`` (DR10 bricks at DR10 density) or ``stage_core_ms_per_stamp``
+    (the demo survey) and ``host_table_bytes_per_stamp`` (bench, else the defaults)."""
     bench = bench or {}
     src = bench_path or "bench"
-    if "stage_core_ms_per_stamp" in bench:
-        c, cost_source = bench["stage_core_ms_per_stamp"], f"{src}: stage_core_ms_per_stamp"
+    key = next((k for k in ("dr10_stage_core_ms_per_stamp", "stage_core_ms_per_stamp") if k in bench), None)
+    if key is not None:
+        c, cost_source = bench[key], f"{src}: {key}"
     else:
         c, cost_source = DEFAULT_STAGE_CORE_MS_PER_STAMP, "default: bench_stage on the demo survey (local bricks)"
     if "host_table_bytes_per_stamp" in bench:

@@ -15,7 +15,7 @@ from ..config import Config
 from ..sources.colours import mag_to_nanomaggies
 from .fastrender import render_unit_fast
 from .params import LensParams
-from .psf import convolve_bands, moffat_kernel
+from .psf import convolve_bands, moffat_fwhm_for_psfsize, moffat_kernel
 from .render import SourcePlacement
 
 
@@ -30,11 +30,19 @@ def render_unit(template: np.ndarray, lens: LensParams, src: SourcePlacement, cf
 
 def bands_from_unit(unit: np.ndarray, mags: Mapping[str, float], fwhms: Mapping[str, float], cfg: Config) -> np.ndarray:
     """Arc float32 [B, S, S] (bands of ``cfg.survey.bands``): ``unit`` convolved with each band's
-    Moffat (FWHM ``fwhms[b]`` arcsec) times the band flux 10^((22.5 - mags[b]) / 2.5)."""
+    Moffat times the band flux 10^((22.5 - mags[b]) / 2.5). ``fwhms[b]`` is DR10's PSFSIZE (arcsec:
+    the FWHM of the Gaussian with the PSF's effective area); the Moffat drawn has that effective
+    area (:func:`kernel_fwhm`). The one PSF step of every painted role (arcs and roles.py's negatives)."""
     bands = cfg.survey.bands
     flux = [float(mag_to_nanomaggies(float(mags[b]))) for b in bands]
     r = cfg.render
-    return convolve_bands(unit, [float(fwhms[b]) for b in bands], cfg.survey.pixel_scale, r.moffat_beta, r.psf_flux_fraction, scale=flux)
+    return convolve_bands(unit, [kernel_fwhm(fwhms[b], cfg) for b in bands], cfg.survey.pixel_scale, r.moffat_beta, r.psf_flux_fraction, scale=flux)
+
+
+def kernel_fwhm(psfsize: float, cfg: Config) -> float:
+    """FWHM (arcsec) of the Moffat (beta ``render.moffat_beta``) whose effective area equals that of
+    DR10's ``psfsize`` (arcsec; physics.psf.moffat_fwhm_for_psfsize)."""
+    return moffat_fwhm_for_psfsize(float(psfsize), cfg.render.moffat_beta, cfg.survey.pixel_scale)
 
 
 def render_arc(
@@ -45,8 +53,8 @@ def render_arc(
 
 
 def psf_l2(fwhm: float, cfg: Config) -> float:
-    """sum(k^2) of the band's unit-sum Moffat kernel k (FWHM ``fwhm`` arcsec): 1 / its effective area in pixels."""
-    k = moffat_kernel(float(fwhm), cfg.survey.pixel_scale, cfg.render.moffat_beta, cfg.render.psf_flux_fraction, cfg.survey.stamp_size - 1)
+    """sum(k^2) of the band's unit-sum Moffat kernel k (for DR10 PSFSIZE ``fwhm`` arcsec): 1 / its effective area in pixels."""
+    k = moffat_kernel(kernel_fwhm(fwhm, cfg), cfg.survey.pixel_scale, cfg.render.moffat_beta, cfg.render.psf_flux_fraction, cfg.survey.stamp_size - 1)
     return float(np.square(k).sum())
 
 
@@ -58,7 +66,7 @@ def unlensed_fraction_in_stamp(src_x: float, src_y: float, fwhm: float, cfg: Con
     clipped to the stamp.
     """
     s, pix = cfg.survey.stamp_size, cfg.survey.pixel_scale
-    k = moffat_kernel(float(fwhm), pix, cfg.render.moffat_beta, cfg.render.psf_flux_fraction, s - 1)
+    k = moffat_kernel(kernel_fwhm(fwhm, cfg), pix, cfg.render.moffat_beta, cfg.render.psf_flux_fraction, s - 1)
     r = k.shape[0] // 2
     col = int(round(src_x / pix + (s - 1) / 2.0))
     row = int(round(src_y / pix + (s - 1) / 2.0))

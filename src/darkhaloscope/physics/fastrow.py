@@ -25,12 +25,15 @@ import math
 import numba
 import numpy as np
 
+from ..survey.maskbits import DEFAULT_BAD_MASK
+
 _HLR_BIN = 0.25  # pixels: radial bin of the half-light histogram
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _snr_pass(arc, invvar, maskbits, threshold, stack, labels):
-    """(n_good, max SNR, sum arc, sum 1/invvar, best region SNR) over good pixels of one band."""
+def _snr_pass(arc, invvar, maskbits, bad_mask, threshold, stack, labels):
+    """(n_good, max SNR, sum arc, sum 1/invvar, best region SNR) over good pixels of one band
+    (``invvar > 0`` and no bit of ``bad_mask`` set: ``survey.maskbits.good_pixel_mask``)."""
     s0, s1 = arc.shape
     n_good = 0
     snr_max = -np.inf
@@ -41,7 +44,7 @@ def _snr_pass(arc, invvar, maskbits, threshold, stack, labels):
         for j in range(s1):
             labels[i, j] = 0
             iv = np.float64(invvar[i, j])
-            if not (iv > 0.0 and maskbits[i, j] == 0):
+            if not (iv > 0.0 and (np.int64(maskbits[i, j]) & bad_mask) == 0):
                 continue
             a = np.float64(arc[i, j])
             n_good += 1
@@ -103,20 +106,22 @@ def _snr_pass(arc, invvar, maskbits, threshold, stack, labels):
     return n_good, snr_max, sum_arc, sum_var, best
 
 
-def snr_metrics_fast(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray, threshold: float = 1.0) -> tuple[float | None, float | None, float | None, str | None]:
+def snr_metrics_fast(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray, threshold: float = 1.0,
+                     bad_mask: int = DEFAULT_BAD_MASK) -> tuple[float | None, float | None, float | None, str | None]:
     """``metrics.snr_metrics`` in one compiled pass: (arc_snr, arc_snr_sum, arc_snr_region, reason).
 
     arc (nanomaggies), invvar (1/nanomaggy^2): one band [S, S], any float dtype (read as
-    float64); maskbits int [S, S]. None values when there is no good pixel (reason says why).
+    float64); maskbits int [S, S]; bad_mask: DR10 bits that make a pixel bad (``survey.bad_maskbits``).
+    None values when there is no good pixel (reason says why).
     """
     arc = np.ascontiguousarray(arc)
     invvar = np.ascontiguousarray(invvar)
     maskbits = np.ascontiguousarray(maskbits)
     stack = np.empty((arc.size, 2), np.int64)
     labels = np.empty(arc.shape, np.int32)
-    n_good, snr, sum_arc, sum_var, region = _snr_pass(arc, invvar, maskbits, float(threshold), stack, labels)
+    n_good, snr, sum_arc, sum_var, region = _snr_pass(arc, invvar, maskbits, np.int64(bad_mask), float(threshold), stack, labels)
     if n_good == 0:
-        return None, None, None, "no good pixels (invvar > 0 and maskbits == 0) in the SNR band"
+        return None, None, None, "no good pixels (invvar > 0 and no bad maskbit) in the SNR band"
     snr_sum = float(sum_arc / math.sqrt(sum_var)) if sum_var > 0 else None
     return float(snr), snr_sum, float(region), None
 

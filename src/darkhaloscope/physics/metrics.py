@@ -1,6 +1,7 @@
 """Per-injection arc metrics, computed on the noiseless arc over good pixels.
 
-Good pixels: ``invvar > 0`` and ``maskbits == 0`` (the seeds' rule). sigma = 1/sqrt(invvar +
+Good pixels: ``invvar > 0`` and none of the bad DR10 maskbits set (``survey.bad_maskbits``,
+:func:`darkhaloscope.survey.maskbits.good_pixel_mask`; the seeds used ``maskbits == 0``). sigma = 1/sqrt(invvar +
 1e-12) (nanomaggies) as in the seeds' ``compute_arc_snr``:
 
 - ``arc_snr``: max over good pixels of arc / sigma (peak detectability);
@@ -18,26 +19,28 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..survey.maskbits import DEFAULT_BAD_MASK, good_pixel_mask
+
 _EIGHT = np.ones((3, 3), dtype=bool)
 
 
-def good_pixels(invvar: np.ndarray, maskbits: np.ndarray) -> np.ndarray:
-    """Boolean mask of good pixels: invvar > 0 and maskbits == 0."""
-    return (np.asarray(invvar) > 0) & (np.asarray(maskbits) == 0)
+def good_pixels(invvar: np.ndarray, maskbits: np.ndarray, bad_mask: int = DEFAULT_BAD_MASK) -> np.ndarray:
+    """Boolean mask of good pixels: invvar > 0 and no bit of ``bad_mask`` set in maskbits."""
+    return good_pixel_mask(invvar, maskbits, bad_mask)
 
 
-def arc_snr(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray) -> float | None:
+def arc_snr(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray, bad_mask: int = DEFAULT_BAD_MASK) -> float | None:
     """Max per-pixel SNR of the noiseless arc over good pixels (None without good pixels)."""
-    good = good_pixels(invvar, maskbits)
+    good = good_pixels(invvar, maskbits, bad_mask)
     if not good.any():
         return None
     sigma = 1.0 / np.sqrt(np.asarray(invvar, np.float64)[good] + 1e-12)
     return float(np.max(np.asarray(arc, np.float64)[good] / sigma))
 
 
-def arc_snr_sum(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray) -> float | None:
+def arc_snr_sum(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray, bad_mask: int = DEFAULT_BAD_MASK) -> float | None:
     """Integrated SNR sum(arc) / sqrt(sum(1/invvar)) over good pixels (None without good pixels)."""
-    good = good_pixels(invvar, maskbits)
+    good = good_pixels(invvar, maskbits, bad_mask)
     if not good.any():
         return None
     var_sum = float(np.sum(1.0 / np.asarray(invvar, np.float64)[good]))
@@ -46,9 +49,9 @@ def arc_snr_sum(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray) -> fl
     return float(np.sum(np.asarray(arc, np.float64)[good]) / np.sqrt(var_sum))
 
 
-def arc_snr_region(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray, threshold: float = 1.0) -> float | None:
+def arc_snr_region(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray, threshold: float = 1.0, bad_mask: int = DEFAULT_BAD_MASK) -> float | None:
     """SNR of the best 8-connected region of good pixels with per-pixel SNR > ``threshold``."""
-    good = good_pixels(invvar, maskbits)
+    good = good_pixels(invvar, maskbits, bad_mask)
     if not good.any():
         return None
     arc = np.asarray(arc, np.float64)
@@ -66,11 +69,12 @@ def arc_snr_region(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray, th
     return float(np.max(sig / np.sqrt(vs)))
 
 
-def snr_metrics(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray) -> tuple[float | None, float | None, float | None, str | None]:
+def snr_metrics(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray, bad_mask: int = DEFAULT_BAD_MASK) -> tuple[float | None, float | None, float | None, str | None]:
     """(arc_snr, arc_snr_sum, arc_snr_region, reason): reason says why the SNRs are None."""
-    if not good_pixels(invvar, maskbits).any():
-        return None, None, None, "no good pixels (invvar > 0 and maskbits == 0) in the SNR band"
-    return arc_snr(arc, invvar, maskbits), arc_snr_sum(arc, invvar, maskbits), arc_snr_region(arc, invvar, maskbits), None
+    if not good_pixels(invvar, maskbits, bad_mask).any():
+        return None, None, None, "no good pixels (invvar > 0 and no bad maskbit) in the SNR band"
+    return (arc_snr(arc, invvar, maskbits, bad_mask), arc_snr_sum(arc, invvar, maskbits, bad_mask),
+            arc_snr_region(arc, invvar, maskbits, bad_mask=bad_mask), None)
 
 
 def half_light_radius(image: np.ndarray, pixel_scale: float) -> float | None:

@@ -1,9 +1,17 @@
 """Moffat PSF kernels and per-band convolution: one real FFT of the arc's box, kernel transforms as cosine transforms.
 
 I(r) = (1 + (r/alpha)^2)^(-beta), alpha = FWHM / (2 sqrt(2^(1/beta) - 1)), sampled at pixel
-centres (the DR10 ``psfsize_*`` is the FWHM of the pixelised PSF), normalised to unit sum. The
-kernel half-width R (pixels) is the radius enclosing ``flux_fraction`` of a continuous Moffat,
+centres, normalised to unit sum. The kernel half-width R (pixels) is the radius enclosing ``flux_fraction`` of a continuous Moffat,
 r = alpha sqrt((1 - f)^(1/(1-beta)) - 1), so the square kernel holds at least that fraction.
+
+DR10's ``PSFSIZE`` (catalogue ``psfsize_*`` and the psfsize maps) is NOT a Moffat FWHM: it is the
+FWHM of the Gaussian with the same effective area Neff = 1 / psfnorm^2 as the PSF (legacypipe
+``py/legacypipe/coadds.py``, psfsize from psfnorm; DR10 catalogue documentation, PSFSIZE). A
+Moffat's Neff is pi alpha^2 (2 beta - 1) / (beta - 1)^2, a Gaussian's 4 pi sigma^2, so a Moffat
+with the Neff of PSFSIZE has FWHM = PSFSIZE x :func:`moffat_fwhm_per_psfsize` (0.811 at beta =
+3.5: drawing FWHM = PSFSIZE would blur arcs ~23 % too much). :func:`moffat_fwhm_for_psfsize`
+converts (taking the pixel's share out when the image it blurs is pixel-integrated); callers pass
+the result as the kernel FWHM.
 """
 
 from __future__ import annotations
@@ -22,6 +30,44 @@ from ..errors import PhysicsError
 def moffat_alpha(fwhm_pix: float, beta: float) -> float:
     """Moffat core radius alpha (pixels) of a profile with FWHM ``fwhm_pix`` (pixels)."""
     return fwhm_pix / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
+
+
+GAUSS_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # 2.3548
+
+
+def moffat_neff(fwhm: float, beta: float) -> float:
+    """Effective area Neff = 1 / integral(I^2) of a unit-flux continuous Moffat of FWHM ``fwhm``
+    (same units squared as ``fwhm``): pi alpha^2 (2 beta - 1) / (beta - 1)^2, beta > 1."""
+    alpha = moffat_alpha(fwhm, beta)
+    return math.pi * alpha * alpha * (2.0 * beta - 1.0) / (beta - 1.0) ** 2
+
+
+def gaussian_neff(fwhm: float) -> float:
+    """Effective area 4 pi sigma^2 of a Gaussian of FWHM ``fwhm`` (same units squared)."""
+    sigma = fwhm / GAUSS_FWHM_PER_SIGMA
+    return 4.0 * math.pi * sigma * sigma
+
+
+def moffat_fwhm_per_psfsize(beta: float) -> float:
+    """Moffat FWHM / DR10 PSFSIZE for equal Neff: sqrt(gaussian_neff(1) / moffat_neff(1, beta))."""
+    if not beta > 1.0:
+        raise PhysicsError(f"Moffat beta must exceed 1 for a finite effective area, got {beta!r}", field="render.moffat_beta")
+    return math.sqrt(gaussian_neff(1.0) / moffat_neff(1.0, beta))
+
+
+def moffat_fwhm_for_psfsize(psfsize: float, beta: float, pixel_scale: float = 0.0) -> float:
+    """FWHM (arcsec) of the Moffat with the effective area of a DR10 PSFSIZE (arcsec).
+
+    DR10 measures Neff on the pixelised PSF. When the Moffat is applied to an image that is
+    already pixel-integrated (the arc render; GalSim's drawImage), give ``pixel_scale``
+    (arcsec/pixel): the pixel's own share of the area (pi p^2 / 3, a box's variance p^2/12 per
+    axis) is taken out first, so Moffat x pixel has the Neff of PSFSIZE (to < 1.5 % for PSFSIZE >= 0.9",
+    tested).
+    """
+    sigma2 = (float(psfsize) / GAUSS_FWHM_PER_SIGMA) ** 2 - float(pixel_scale) ** 2 / 12.0
+    if not sigma2 > 0:
+        raise PhysicsError(f"PSFSIZE {psfsize!r} arcsec is not larger than a {pixel_scale} arcsec pixel", field="psf_fwhm")
+    return math.sqrt(sigma2) * GAUSS_FWHM_PER_SIGMA * moffat_fwhm_per_psfsize(beta)
 
 
 def kernel_radius(fwhm_pix: float, beta: float, flux_fraction: float) -> int:

@@ -18,6 +18,7 @@ from .._version import code_version
 from ..config import Config, config_hash
 from ..dataset.storage import StorageOptions, filesystem_for, is_s3, join
 from ..errors import DatasetError, StorageError, redact
+from ..survey.maskbits import bad_bit_mask
 from . import figures as figs
 from . import gates as G
 from .acceptance import acceptance_summary, gate_criteria, trainer_keep_ids
@@ -69,7 +70,7 @@ def _geometry(cfg: Config) -> StampGeometry:
     half = cfg.survey.stamp_size / 2 * cfg.survey.pixel_scale
     if r_outer >= half * math.sqrt(2) - 2 * cfg.survey.pixel_scale:
         raise DatasetError(f"the nuisance annulus starts at {r_outer:.2f} arcsec, outside a {cfg.survey.stamp_size}-pixel stamp: lower report.arc_margin_arcsec", field="report.arc_margin_arcsec")
-    return StampGeometry.make(cfg.survey.stamp_size, cfg.survey.pixel_scale, r_outer, cfg.report.central_radius_arcsec)
+    return StampGeometry.make(cfg.survey.stamp_size, cfg.survey.pixel_scale, r_outer, cfg.report.central_radius_arcsec, bad_bit_mask(cfg))
 
 
 def _galaxy_examples(src: DatasetSource, tallies: dict, pairs: dict) -> list:

@@ -1,8 +1,8 @@
 """Per-stamp measurements for the report: pure numpy functions on one stamp's arrays.
 
 Units: ``image`` and ``arc`` in nanomaggies per pixel, ``invvar`` in 1/nanomaggy^2, radii in
-arcsec from the stamp centre. A pixel is *good* when ``invvar > 0`` and ``maskbits == 0``
-(DESIGN 3.3, as in the seeds). Stored SNRs are measured in one band (r), as ``inject`` does.
+arcsec from the stamp centre. A pixel is *good* when ``invvar > 0`` and none of the configured
+bad DR10 maskbits is set (``survey.bad_maskbits``; ``survey.maskbits.good_pixel_mask``, DESIGN 3.3). Stored SNRs are measured in one band (r), as ``inject`` does.
 """
 
 from __future__ import annotations
@@ -12,13 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..survey.maskbits import DEFAULT_BAD_MASK, good_pixel_mask
+
 BANDS = ("g", "r", "z")
 _MAD_TO_SIGMA = 1.4826
 
 
-def good_mask(invvar: np.ndarray, maskbits: np.ndarray) -> np.ndarray:
-    """Boolean [B,S,S]: ``invvar > 0`` and ``maskbits == 0`` (maskbits [S,S] broadcast over bands)."""
-    return (invvar > 0) & (np.asarray(maskbits)[None, :, :] == 0)
+def good_mask(invvar: np.ndarray, maskbits: np.ndarray, bad_mask: int = DEFAULT_BAD_MASK) -> np.ndarray:
+    """Boolean [B,S,S]: ``invvar > 0`` and no bit of ``bad_mask`` set (maskbits [S,S] broadcast over bands)."""
+    return good_pixel_mask(invvar, np.asarray(maskbits)[None, :, :], bad_mask)
 
 
 def snr_band_index(bands: str) -> int:
@@ -26,7 +28,7 @@ def snr_band_index(bands: str) -> int:
     return bands.index("r") if "r" in bands else 0
 
 
-def recompute_snr(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray) -> tuple[float | None, float | None, float | None]:
+def recompute_snr(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray, bad_mask: int = DEFAULT_BAD_MASK) -> tuple[float | None, float | None, float | None]:
     """(``arc_snr``, ``arc_snr_sum``, ``arc_snr_region``) of one band's noiseless arc [S,S]
     over its good pixels, in float64; all None when the band has no good pixel.
 
@@ -34,7 +36,7 @@ def recompute_snr(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray) -> 
     ``arc_snr_region`` = the best 8-connected region of good pixels with per-pixel SNR > 1,
     scored as its own sum(arc) / sqrt(sum(1 / invvar)) (0 when no pixel exceeds 1).
     """
-    good = (invvar > 0) & (np.asarray(maskbits) == 0)
+    good = good_pixel_mask(invvar, maskbits, bad_mask)
     if not good.any():
         return None, None, None
     a = arc.astype(np.float64)
@@ -74,13 +76,14 @@ class StampGeometry:
     radius: np.ndarray
     outer: np.ndarray
     central: np.ndarray
+    bad_mask: int = DEFAULT_BAD_MASK  # DR10 maskbits that make a pixel bad (survey.bad_maskbits)
 
     @classmethod
-    def make(cls, size: int, pixel_scale: float, r_outer: float, r_central: float) -> StampGeometry:
+    def make(cls, size: int, pixel_scale: float, r_outer: float, r_central: float, bad_mask: int = DEFAULT_BAD_MASK) -> StampGeometry:
         c = (size - 1) / 2.0
         yy, xx = np.mgrid[0:size, 0:size]
         radius = np.hypot(xx - c, yy - c) * pixel_scale
-        return cls(size, pixel_scale, r_outer, r_central, radius, radius >= r_outer, radius <= r_central)
+        return cls(size, pixel_scale, r_outer, r_central, radius, radius >= r_outer, radius <= r_central, int(bad_mask))
 
 
 def nuisance_features(image: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray, geom: StampGeometry) -> dict[str, float]:
@@ -92,7 +95,7 @@ def nuisance_features(image: np.ndarray, invvar: np.ndarray, maskbits: np.ndarra
     [nanomaggy]; and the stamp's masked-pixel fraction and non-finite pixel count. NaN where
     the annulus has no good pixel.
     """
-    good = good_mask(invvar, maskbits)
+    good = good_mask(invvar, maskbits, geom.bad_mask)
     out: dict[str, float] = {}
     nb = image.shape[0]
     for b in range(nb):
@@ -111,7 +114,7 @@ def nuisance_features(image: np.ndarray, invvar: np.ndarray, maskbits: np.ndarra
         out[f"noise_invvar_{name}"] = noise
         out[f"noise_ratio_{name}"] = sigma / noise
         out[f"outer_p99_{name}"] = float(np.percentile(vals, 99)) - med
-    out["masked_fraction"] = float(np.mean(np.asarray(maskbits) != 0))
+    out["masked_fraction"] = float(np.mean((np.asarray(maskbits).astype(np.int64) & geom.bad_mask) != 0))
     out["zero_invvar_fraction"] = float(np.mean(invvar <= 0))
     out["nonfinite_pixels"] = float(np.count_nonzero(~np.isfinite(image)))
     return out
@@ -123,7 +126,7 @@ def central_brightness(image: np.ndarray, invvar: np.ndarray, maskbits: np.ndarr
     host = image.astype(np.float64)
     if arc is not None:
         host = host - arc
-    good = good_mask(invvar, maskbits) & geom.central[None]
+    good = good_mask(invvar, maskbits, geom.bad_mask) & geom.central[None]
     out = np.full(image.shape[0], np.nan)
     for b in range(image.shape[0]):
         if good[b].any():

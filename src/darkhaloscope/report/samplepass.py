@@ -148,7 +148,7 @@ def _consume(ps: PixelSample, split: str, shard: str, table: pa.Table, geom: Sta
 
         stored_snr = meta["arc_snr"][i]
         if arc is not None:
-            rec = recompute_snr(arc[k], invvar[k], maskbits)
+            rec = recompute_snr(arc[k], invvar[k], maskbits, geom.bad_mask)
             ps.snr_checks.append((int(task_ids[i]), stored_snr, rec[0], meta["arc_snr_sum"][i], rec[1], meta["arc_snr_region"][i], rec[2]))
             ps.arc_outer_fraction.append(arc_flux_fraction_beyond(arc, geom))
             ps.n_inj_with_arc[split] = ps.n_inj_with_arc.get(split, 0) + is_inj

@@ -24,148 +24,29 @@ from __future__ import annotations
 import gzip
 import io
 import math
-import warnings
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from ..dataset.storage import StorageOptions, join
 from ..errors import DataFileError, SecurityError
 from . import remote
-from .bricks import BRICKS_TABLE, BrickTable, coadd_relpath, validate_brickname
+from .bricks import BRICKS_TABLE, BrickTable, validate_brickname
 from .cutout import Cutout
-from .decoded import DecodedImage
+from .open_brick import Missing, OpenBrick
 
 ALIGN_TOL_PIX = 1e-3  # neighbour grids within this of a whole-pixel shift are "the same grid"
 
 
-class _Missing(Exception):
-    def __init__(self, path: str):
-        super().__init__(path)
-        self.path = path
-
-
-@dataclass
-class _OpenFile:
-    path: str
-    hdul: object
-    hdu: object
-    fileobj: object
-    decoded: DecodedImage | None = None
-
-    def close(self) -> None:
-        try:
-            self.hdul.close()
-        finally:
-            try:
-                self.fileobj.close()
-            except Exception:
-                pass
-
-
-@dataclass
-class OpenBrick:
-    """A brick's open files, keyed (kind, band); absent files are remembered as missing."""
-
-    brickname: str
-    root: str
-    options: StorageOptions | None
-    files: dict = field(default_factory=dict)
-    missing: set = field(default_factory=set)
-    _wcs: object = None
-    shape: tuple | None = None
-    expected: int = 0  # stamps this brick is expected to serve (0 = unknown)
-
-    def open(self, kind: str, band: str | None) -> _OpenFile:
-        """The open HDU of one file; raises _Missing or DataFileError (corrupt/truncated)."""
-        key = (kind, band)
-        if key in self.files:
-            return self.files[key]
-        rel = coadd_relpath(self.brickname, kind, band)
-        url = join(self.root, rel)
-        if key in self.missing:
-            raise _Missing(url)
-        try:
-            f = remote.open_file(self.root, rel, self.options)
-        except remote.FileMissing:
-            self.missing.add(key)
-            raise _Missing(url) from None
-        except OSError as exc:
-            raise DataFileError(f"cannot open {url}: {exc}", path=url) from None
-        of = _open_fits(url, f)
-        of.decoded = DecodedImage(of.hdu, url, self.expected)
-        self.files[key] = of
-        return of
-
-    def set_expected(self, n_stamps: int) -> None:
-        """Stamps this brick will serve (decides whole-image vs tile-by-tile decoding)."""
-        self.expected = int(n_stamps)
-        for of in self.files.values():
-            of.decoded.expected = self.expected
-
-    @property
-    def decoded_bytes(self) -> int:
-        """Bytes of decoded pixels held by this brick's files."""
-        return sum(of.decoded.nbytes for of in self.files.values())
-
-    def drop_decoded(self) -> None:
-        """Forget decoded pixels (files stay open)."""
-        for of in self.files.values():
-            of.decoded.drop()
-
-    def wcs(self, bands: str):
-        """The brick's WCS and image shape, from the first present image/invvar/maskbits file."""
-        if self._wcs is not None:
-            return self._wcs, self.shape
-        from astropy.wcs import WCS
-
-        first_missing = None
-        for kind, band in [("image", b) for b in bands] + [("invvar", b) for b in bands] + [("maskbits", None)]:
-            try:
-                of = self.open(kind, band)
-            except _Missing as m:
-                first_missing = first_missing or m
-                continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self._wcs = WCS(of.hdu.header)
-            self.shape = tuple(int(n) for n in of.hdu.shape)
-            return self._wcs, self.shape
-        raise first_missing
-
-    def close(self) -> None:
-        for of in self.files.values():
-            of.close()
-        self.files.clear()
-
-
-def _open_fits(url: str, f) -> _OpenFile:
-    """Open a (tile-compressed) FITS image; checks the file is as long as its headers say."""
-    from astropy.io import fits
-
-    try:
-        size = f.seek(0, 2)
-        f.seek(0)
-        hdul = fits.open(f, memmap=False, lazy_load_hdus=True, cache=False)
-        hdu = None
-        for h in hdul:
-            if h.is_image and h.header.get("NAXIS", 0) == 2 or isinstance(h, fits.CompImageHDU):
-                hdu = h
-                break
-        if hdu is None:
-            raise DataFileError(f"corrupt file {url}: no 2-D image HDU", path=url)
-        table = getattr(hdu, "_bintable", None) or hdu
-        end = table._data_offset + table._data_size
-        if end > size:
-            raise DataFileError(f"truncated file {url}: {size} bytes, its headers need {end}", path=url)
-    except DataFileError:
-        f.close()
-        raise
-    except Exception as exc:  # astropy raises OSError/ValueError/TypeError/KeyError on corrupt input
-        f.close()
-        raise DataFileError(f"corrupt file {url}: {type(exc).__name__}: {exc}", path=url) from None
-    return _OpenFile(url, hdul, hdu, f)
+def parent_root(root: str) -> str | None:
+    """The folder above a local path, ``s3://`` or ``https://`` root; None at a bucket or host root."""
+    r = str(root).rstrip("/")
+    if "://" in r:
+        scheme, rest = r.split("://", 1)
+        return f"{scheme}://{rest.rsplit('/', 1)[0]}" if "/" in rest else None
+    parent = str(Path(r).parent)
+    return parent if parent != r else None
 
 
 def stamp_box(x: float, y: float, size: int) -> tuple[int, int]:
@@ -197,21 +78,30 @@ class BrickReader:
 
     # -- bricks ---------------------------------------------------------------------------
     def table(self) -> BrickTable | None:
-        """The root's survey-bricks table (None when absent; the reason is kept)."""
+        """The survey-bricks table: ``<root>/survey-bricks.fits.gz``, else one level up (DR10: the
+        table sits in ``dr10/``, above the region folder ``dr10/south`` that holds coadd/).
+        None when absent from both; the reason is kept."""
         if self._table is None and self._table_error is None:
-            url = join(self.root, BRICKS_TABLE)
-            try:
-                with remote.open_file(self.root, BRICKS_TABLE, self.options) as f:
-                    data = f.read()
-                if data[:2] == b"\x1f\x8b":  # astropy does not un-gzip file objects
-                    data = gzip.decompress(data)
-                self._table = BrickTable.read(io.BytesIO(data), label=url)
-            except remote.FileMissing:
-                self._table_error = f"no survey-bricks table at {url}"
-            except DataFileError as exc:
-                self._table_error = exc.message
-            except (OSError, EOFError) as exc:
-                self._table_error = f"cannot read {url}: {exc}"
+            tried = []
+            for root in dict.fromkeys(r for r in (self.root, parent_root(self.root)) if r):
+                url = join(root, BRICKS_TABLE)
+                try:
+                    with remote.open_file(root, BRICKS_TABLE, self.options) as f:
+                        data = f.read()
+                    if data[:2] == b"\x1f\x8b":  # astropy does not un-gzip file objects
+                        data = gzip.decompress(data)
+                    self._table = BrickTable.read(io.BytesIO(data), label=url)
+                    break
+                except remote.FileMissing:
+                    tried.append(url)
+                except DataFileError as exc:
+                    self._table_error = exc.message
+                    break
+                except (OSError, EOFError) as exc:
+                    self._table_error = f"cannot read {url}: {exc}"
+                    break
+            if self._table is None and self._table_error is None:
+                self._table_error = f"no survey-bricks table at {' or '.join(tried)}"
         return self._table
 
     def brick(self, brickname: str) -> OpenBrick:
@@ -285,7 +175,7 @@ class BrickReader:
                     return Cutout.failed(f"no brickname given and {self._table_error}", size, nb)
                 b = table.find(ra, dec)
                 if b is None:
-                    return Cutout.failed(f"(ra, dec) = ({ra:.6f}, {dec:.6f}) lies in no brick of {join(self.root, BRICKS_TABLE)}", size, nb)
+                    return Cutout.failed(f"(ra, dec) = ({ra:.6f}, {dec:.6f}) lies in no brick of the survey-bricks table of {self.root}", size, nb)
                 brickname = b.brickname
             brickname = validate_brickname(brickname)
             return self._cutout(brickname, float(ra), float(dec), int(size), bands)
@@ -299,7 +189,7 @@ class BrickReader:
         home = self.brick(brickname)
         try:
             wcs, shape = home.wcs(bands)
-        except _Missing as m:
+        except Missing as m:
             return Cutout.failed(f"missing file {m.path} (no coadd files for brick {brickname})", size, nb, brickname=brickname)
         x, y = (float(v) for v in wcs.all_world2pix([[ra, dec]], 0)[0])
         if not (np.isfinite(x) and np.isfinite(y)):
@@ -331,11 +221,11 @@ class BrickReader:
                 for kind, out in (("image", image), ("invvar", invvar)):
                     try:
                         of = ob.open(kind, band)
-                    except _Missing as miss:
+                    except Missing as miss:
                         other = "invvar" if kind == "image" else "image"
                         try:
                             ob.open(other, band)
-                        except _Missing:
+                        except Missing:
                             return Cutout.failed(f"missing band {band}: brick {ob.brickname} has no {band}-band coadd ({miss.path} not found)", size, nb, brickname=brickname)
                         return Cutout.failed(f"missing file {miss.path}", size, nb, brickname=brickname)
                     np.copyto(out[i, sy0:sy1, sx0:sx1], of.decoded.read(*box), where=m)
@@ -344,7 +234,7 @@ class BrickReader:
             try:
                 of = ob.open("maskbits", None)
                 np.copyto(maskbits[sy0:sy1, sx0:sx1], of.decoded.read(*box), where=m)
-            except _Missing as miss:
+            except Missing as miss:
                 # DR6 and earlier have no maskbits file: zeros, and say so.
                 notes.append(f"no maskbits file ({miss.path}): maskbits set to 0")
         self._trim({ob.brickname for ob, *_ in pieces})
@@ -385,7 +275,7 @@ class BrickReader:
             ob = self.brick(b.brickname)
             try:
                 nwcs, nshape = ob.wcs(bands)
-            except _Missing:
+            except Missing:
                 continue
             npix = nwcs.all_world2pix(sky, 0)
             off = npix - corners

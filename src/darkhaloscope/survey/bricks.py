@@ -21,7 +21,14 @@ import numpy as np
 from ..errors import DataFileError, SecurityError
 
 BRICKNAME_RE = re.compile(r"^\d{4}[pm]\d{3}$")
-BRICKS_TABLE = "survey-bricks.fits.gz"
+BRICKS_TABLE = "survey-bricks.fits.gz"  # all bricks; DR10: dr10/survey-bricks.fits.gz, above the regions
+# The DR10 release as on the portal (https://portal.nersc.gov/cfs/cosmo/data/legacysurvey/dr10/):
+# <release>/survey-bricks.fits.gz and <release>/<region>/{coadd,tractor,sweep}/...; a brick reader's
+# root is the region folder (``dr10/south``), where coadd/ and tractor/ live.
+REGION = "south"
+BRICKS_SUMMARY = "survey-bricks-dr10-south.fits.gz"  # per-brick summary in the region folder (depths in AB mag)
+SWEEP_DIR = "sweep/10.1"  # recommended DR10 sweeps, under the region folder
+PHOTOZ_DIR = "sweep/10.1-photo-z"  # photometric redshifts, one <sweep>-pz.fits per sweep, row by row
 
 
 def validate_brickname(name: str) -> str:
@@ -41,15 +48,21 @@ def brickname_for(ra: float, dec: float) -> str:
     return f"{r10:04d}{'p' if dec >= 0 else 'm'}{d10:03d}"
 
 
-def coadd_relpath(brickname: str, kind: str, band: str | None = None) -> str:
-    """Path of a coadd file relative to the survey root.
+BANDED_KINDS = ("image", "invvar", "nexp", "depth", "galdepth", "psfsize")
 
-    kind: ``image``, ``invvar`` (need ``band``) or ``maskbits``.
+
+def coadd_relpath(brickname: str, kind: str, band: str | None = None) -> str:
+    """Path of a coadd file relative to the survey (region) root, e.g. ``dr10/south``.
+
+    kind: ``maskbits``, or ``image``, ``invvar``, ``nexp``, ``depth``, ``galdepth``, ``psfsize``
+    (these need ``band``); DR10 names, legacypipe ``survey.py`` ``find_file``.
     """
     b = validate_brickname(brickname)
     if kind == "maskbits":
         fname = f"legacysurvey-{b}-maskbits.fits.fz"
     else:
+        if kind not in BANDED_KINDS:
+            raise SecurityError(f"bad coadd file type {kind!r}", path=str(kind))
         if band is None or not re.fullmatch(r"[a-zA-Z0-9]", band):
             raise SecurityError(f"bad band name {band!r}", path=str(band))
         fname = f"legacysurvey-{b}-{kind}-{band}.fits.fz"

@@ -81,3 +81,55 @@ def read_catalog(source, label: str | None = None) -> dict:
     if out["shape_r"] is None and "shapedev_r" in raw and "shapeexp_r" in raw:  # DR8 and earlier
         out["shape_r"] = np.where(out["type"] == "DEV", raw["shapedev_r"], raw["shapeexp_r"]).astype(np.float32)
     return out
+
+
+PHOTOZ_MISSING_BELOW = -1.0  # DR10 photo-z files write -99 where an object has none
+
+
+def photoz_relpath(sweep_rel: str) -> str:
+    """Photo-z file of a sweep, relative to the photo-z folder: ``sweep-X-Y.fits`` -> ``sweep-X-Y-pz.fits``
+    (DR10 ``south/sweep/10.1-photo-z/``)."""
+    head, _, name = sweep_rel.rpartition("/")
+    base = name[:-8] if name.endswith(".fits.gz") else name[:-5]
+    return (head + "/" if head else "") + base + "-pz.fits"
+
+
+def join_photoz(cols: dict, source, label: str, pz_label: str) -> dict:
+    """``cols`` with ``z_phot`` = Z_PHOT_MEDIAN of the photo-z file ``source`` (path, bytes or
+    file object), joined row by row as DR10 publishes them; -99 becomes NaN.
+
+    The files must have the same number of rows and, where the photo-z file has them, the same
+    RELEASE/BRICKID/OBJID in every row; otherwise a CatalogError names both files and the first
+    differing row.
+    """
+    pz = read_table_columns(source, pz_label)
+    n = cols["n"]
+    if len(next(iter(pz.values()), [])) != n:
+        raise CatalogError(f"photo-z file {pz_label} has {len(next(iter(pz.values()), []))} rows, catalog {label} has {n}", path=pz_label)
+    for key in ("release", "brickid", "objid"):
+        if key in pz:
+            bad = np.flatnonzero(np.asarray(pz[key], np.int64) != np.asarray(cols[key], np.int64))
+            if bad.size:
+                raise CatalogError(f"photo-z file {pz_label} row {int(bad[0])} is not catalog {label}'s ({key} differs)",
+                                   path=pz_label, field=key, row=int(bad[0]))
+    name = next((a for a in ("z_phot_median", "z_phot_mean") if a in pz), None)
+    if name is None:
+        raise CatalogError(f"photo-z file {pz_label} lacks Z_PHOT_MEDIAN/Z_PHOT_MEAN", path=pz_label, field="z_phot_median")
+    z = np.asarray(pz[name], np.float32)
+    out = dict(cols)
+    out["z_phot"] = np.where(z > PHOTOZ_MISSING_BELOW, z, np.float32(np.nan)).astype(np.float32)
+    return out
+
+
+def read_table_columns(source, label: str) -> dict[str, np.ndarray]:
+    """Every column of HDU 1 of a FITS table, lower-case names (path, bytes or file object)."""
+    from astropy.io import fits
+
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(source)
+    try:
+        with fits.open(source, memmap=False) as hdul:
+            data = hdul[1].data
+            return {c.lower(): np.array(data[c]) for c in data.columns.names}
+    except Exception as exc:
+        raise DataFileError(f"cannot read table {label}: {type(exc).__name__}: {exc}", path=label) from None

@@ -16,7 +16,9 @@ decoded tiles) and fills it one of two ways, chosen per file:
   ski-rental rule, never worse than 2x the better choice in hindsight), the rest is decoded whole.
 
 Both paths go through ``.section`` on whole tiles, so pixels are bit-identical to a direct
-``.section`` of the stamp box (tiles are decoded and dequantised independently). Images that are
+``.section`` of the stamp box (tiles are decoded and dequantised independently). RICE_1 float
+files (DR10 image and invvar) read tile by tile skip astropy: their missing tiles are decoded by
+:mod:`.tile_decode` (one read per tile row, bit-identical, tested) and kept as compact tiles. Images that are
 not tile-compressed are read with ``.section`` directly (astropy reads only the rows needed).
 
 Units: pixels; sizes in bytes.
@@ -31,6 +33,7 @@ import numpy as np
 
 from ..dataset.fits_quant import METHODS, FileQuant
 from ..errors import DataFileError
+from .tile_decode import RiceTiles
 
 # Decoding costs with astropy 8.0 (CPU ms; `benchmarks/bench_survey.py`: section_call_ms,
 # section_tile_ms, decode_ns_per_pixel, on RICE_1 q=16 float32 noise images). Only ratios matter.
@@ -69,9 +72,11 @@ def prefer_whole(shape: tuple[int, int], tile: tuple[int, int], size: int, n_sta
 
     Whole = 1 call + ``whole_ms(N)``; tiles = n calls + ``tiles_ms`` of the expected union of the
     tiles the stamps touch, a fraction ``f = 1 - (1 - k/T)^n`` of the T tiles and N pixels for n
-    uniformly placed stamps each touching k tiles. Examples (S = 64): demo brick 1000^2 in 100^2
-    tiles (whole ~12 ms): whole from n = 15 stamps; DR10 brick 3600^2 in 3600 x 1 row tiles
-    (whole ~160 ms): whole from n = 35 (a DR10 brick has ~40 LRGs: whole, by a small margin).
+    uniformly placed stamps each touching k tiles. Examples (S = 64, tiles 100 x 100, as DR10
+    writes every coadd: legacypipe ``py/legacypipe/survey.py`` ``get_compression_args``, DR10 tags;
+    the real DR6 brick has ZTILE1 = ZTILE2 = 100): a 1000^2 brick (whole ~12 ms) is decoded whole
+    from n = 15 stamps; a DR10 brick 3600^2 (whole ~160 ms) only from n ~ 183, so a DR10 brick with
+    its ~37 LRGs is cut tile by tile (~2.7 tiles per file per stamp).
     """
     n = int(n_stamps)
     if n <= 1:
@@ -90,8 +95,9 @@ class DecodedImage:
     ``expected``: stamps the caller expects from this brick (0 = unknown: start tile by tile).
     """
 
-    def __init__(self, hdu, path: str, expected: int = 0) -> None:
+    def __init__(self, hdu, path: str, expected: int = 0, fileobj=None) -> None:
         self.hdu = hdu
+        self.fileobj = fileobj  # the open file: RICE_1 tiles are then decoded directly (tile_decode.py)
         self.path = path
         self.expected = int(expected)
         self.shape = tuple(int(n) for n in hdu.shape)
@@ -102,10 +108,12 @@ class DecodedImage:
         self.have = np.zeros(self.grid, bool)
         self._len = [self._lengths(axis) for axis in (0, 1)]
         self.decoded_pixels = 0  # pixels decoded and held
-        self.data: np.ndarray | None = None
+        self.data: np.ndarray | None = None  # full-size image (astropy paths)
+        self.tiles: dict[tuple[int, int], np.ndarray] = {}  # compact decoded tiles (compiled RICE path)
         self.calls = 0  # section calls made
         self.whole: bool | None = None  # decided at the first read
         self._quant: FileQuant | None | bool = False  # False: not read yet
+        self._rice: RiceTiles | None | bool = False  # False: not looked at yet
 
     # per-axis tile lengths (the last tile of an axis may be short)
     def _lengths(self, axis: int) -> np.ndarray:
@@ -117,7 +125,8 @@ class DecodedImage:
     @property
     def nbytes(self) -> int:
         """Bytes of decoded pixels held (pages of the full-size array never written cost nothing)."""
-        return 0 if self.data is None else self.decoded_pixels * self.data.itemsize
+        itemsize = self.data.itemsize if self.data is not None else 4 if self.tiles else 0
+        return self.decoded_pixels * itemsize
 
     @property
     def quant(self) -> FileQuant | None:
@@ -130,11 +139,13 @@ class DecodedImage:
     def drop(self) -> None:
         """Forget the decoded pixels (the file stays open)."""
         self.data = None
+        self.tiles = {}
         self.have[:] = False
         self.decoded_pixels = 0
 
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        """Pixels [y0:y1, x0:x1] (0 <= y0 < y1 <= ny, same for x), as a read-only view when cached."""
+        """Pixels [y0:y1, x0:x1] (0 <= y0 < y1 <= ny, same for x): a view of the full-size array
+        (astropy paths) or a copy assembled from the compact tiles (compiled RICE path)."""
         if not self.compressed:
             return section(self.hdu, self.path, y0, y1, x0, x1)
         ty, tx = self.tile
@@ -150,18 +161,55 @@ class DecodedImage:
                 miss = ~have
                 rows, cols = np.flatnonzero(miss.any(axis=1)), np.flatnonzero(miss.any(axis=0))
                 self._fill(t0 + rows[0], t0 + rows[-1] + 1, s0 + cols[0], s0 + cols[-1] + 1)
-        return self.data[y0:y1, x0:x1]
+        if self.data is not None and not self.tiles:
+            return self.data[y0:y1, x0:x1]
+        return self._assemble(y0, y1, x0, x1, t0, t1, s0, s1)
+
+    def _assemble(self, y0: int, y1: int, x0: int, x1: int, t0: int, t1: int, s0: int, s1: int) -> np.ndarray:
+        """Pixels [y0:y1, x0:x1] copied from the compact tiles (and the full-size array, if any)."""
+        ty, tx = self.tile
+        out = np.empty((y1 - y0, x1 - x0), np.float32 if self.data is None else self.data.dtype)
+        for r in range(t0, t1):
+            for c in range(s0, s1):
+                a0, a1 = max(y0, r * ty), min(y1, (r + 1) * ty)
+                b0, b1 = max(x0, c * tx), min(x1, (c + 1) * tx)
+                tile = self.tiles.get((r, c))
+                if tile is None:  # decoded into the full-size array by an astropy path
+                    out[a0 - y0 : a1 - y0, b0 - x0 : b1 - x0] = self.data[a0:a1, b0:b1]
+                else:
+                    out[a0 - y0 : a1 - y0, b0 - x0 : b1 - x0] = tile[a0 - r * ty : a1 - r * ty, b0 - c * tx : b1 - c * tx]
+        return out
+
+    @property
+    def rice(self) -> RiceTiles | None:
+        """The direct RICE_1 tile decoder of this file, or None (astropy decodes it)."""
+        if self._rice is False:
+            self._rice = RiceTiles.of(self.hdu, self.fileobj) if self.compressed and self.fileobj is not None else None
+        return self._rice
 
     def _fill(self, t0: int, t1: int, s0: int, s1: int) -> None:
         ty, tx = self.tile
         py0, py1 = t0 * ty, min(t1 * ty, self.shape[0])
         px0, px1 = s0 * tx, min(s1 * tx, self.shape[1])
-        block = section(self.hdu, self.path, py0, py1, px0, px1)
-        self.calls += 1
-        if self.data is None:
-            # np.empty: the OS commits pages only when written, so untouched rows cost no memory
-            self.data = np.empty(self.shape, block.dtype)
-        self.data[py0:py1, px0:px1] = block
+        whole = (t0, t1, s0, s1) == (0, self.grid[0], 0, self.grid[1])
+        rice = None if whole else self.rice  # one astropy call decodes a whole file fastest
+        if rice is not None:
+            try:
+                for r in range(t0, t1):  # only the tiles not decoded yet, one read per tile row
+                    for c, tile in rice.decode_row(r, np.flatnonzero(~self.have[r, s0:s1]) + s0).items():
+                        self.tiles[(r, c)] = tile
+            except Exception as exc:  # a corrupt or truncated tile: name the file, as section() does
+                raise DataFileError(f"corrupt file {self.path}: cannot decompress tiles [{t0}:{t1}, {s0}:{s1}]: {type(exc).__name__}: {exc}",
+                                    path=self.path) from None
+        else:
+            block = section(self.hdu, self.path, py0, py1, px0, px1)
+            self.calls += 1
+            if self.data is None:
+                # np.empty: the OS commits pages only when written, so untouched rows cost no memory
+                self.data = np.empty(self.shape, block.dtype)
+            self.data[py0:py1, px0:px1] = block
+            if whole:
+                self.tiles = {}  # the full-size array holds every pixel now
         new = ~self.have[t0:t1, s0:s1]
         self.decoded_pixels += int(self._len[0][t0:t1] @ new.astype(np.int64) @ self._len[1][s0:s1])
         self.have[t0:t1, s0:s1] = True

@@ -7,7 +7,9 @@ only the seeing (``seeing_r_min``-``seeing_r_max`` in r; g = 1.06 r, z = 0.92 r,
 and therefore the PSF a source is drawn with. With uniform seeing (min == max), the pixels a
 brick layout produces are bit-identical whatever the layout (tested).
 
-PSF: GalSim Moffat, beta = ``render.moffat_beta`` (3.5), FWHM = the catalog's ``psfsize_*``.
+PSF: GalSim Moffat, beta = ``render.moffat_beta`` (3.5), with the effective area (Neff) of the
+catalog's ``psfsize_*``, which follows DR10's convention (FWHM of the Gaussian of equal Neff;
+``physics.psf.moffat_fwhm_for_psfsize``).
 Galaxies: GalSim Sersic (DEV n=4, EXP/REX n=1, SER n) truncated at 8 half-light radii (the
 catalog ``shape_r`` is the half-light radius of the truncated profile), sheared to axis ratio
 q, convolved with the PSF, pixel-integrated. Catalog fluxes are the true, noiseless fluxes
@@ -24,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import Config
+from ..physics.psf import moffat_fwhm_for_psfsize
+from .maskbits import BITS, bright_radius_arcsec, medium_radius_arcsec
 from .synth_geometry import SynthBrick, SynthGrid
 from .synth_sources import sources_in_box
 
@@ -32,8 +36,8 @@ SKY_SCALE = {"g": 0.6, "r": 1.0, "i": 1.3, "z": 2.2}  # per-pixel sky sigma rela
 SEEING_SCALE = {"g": 1.06, "r": 1.0, "i": 0.96, "z": 0.92}  # FWHM relative to r (~lambda^-0.2)
 EXT_COEF = {"g": 3.214, "r": 2.165, "i": 1.592, "z": 1.211, "w1": 0.184, "w2": 0.113}  # DR10 A/E(B-V)
 MAX_HALF = 96  # px; largest render half-size
-BIT = {"BRIGHT": 1, "MEDIUM": 11}
 W1_SIGMA = 1.3  # nanomaggy; unWISE W1 flux error of a faint source
+INVVAR_SCATTER = 0.015  # relative pixel-to-pixel scatter of the synthetic invvar
 
 
 def ebv_at(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
@@ -43,7 +47,8 @@ def ebv_at(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
 
 
 def brick_seeing(cfg: Config, brickname: str, bands: str) -> dict[str, float]:
-    """Per-brick PSF FWHM (arcsec) per band, deterministic from (seed, brick name)."""
+    """Per-brick PSFSIZE (arcsec, DR10 convention: FWHM of the Gaussian of equal Neff) per band,
+    deterministic from (seed, brick name)."""
     s = cfg.survey.synthetic
     rng = np.random.default_rng([cfg.seed, 4242, zlib.crc32(brickname.encode())])
     fr = float(rng.uniform(s.seeing_r_min, s.seeing_r_max)) if s.seeing_r_max > s.seeing_r_min else float(s.seeing_r_min)
@@ -56,14 +61,15 @@ def sky_sigma(cfg: Config, band: str) -> float:
     return cfg.survey.synthetic.sky_sigma_r * SKY_SCALE[band]
 
 
-def noise_field(cfg: Config, band: str, x0: int, y0: int, nx: int, ny: int) -> np.ndarray:
-    """Unit-sigma Gaussian noise on global pixels [x0, x0+nx) x [y0, y0+ny), by global block."""
+def noise_field(cfg: Config, band: str, x0: int, y0: int, nx: int, ny: int, stream: int = 777) -> np.ndarray:
+    """Unit-sigma Gaussian noise on global pixels [x0, x0+nx) x [y0, y0+ny), by global block
+    (``stream`` 777: the sky noise; 778: the invvar's pixel-to-pixel scatter)."""
     band_code = "grizw".index(band) + 1
     out = np.empty((ny, nx), np.float32)
     B = NOISE_BLOCK
     for by in range(math.floor(y0 / B), math.floor((y0 + ny - 1) / B) + 1):
         for bx in range(math.floor(x0 / B), math.floor((x0 + nx - 1) / B) + 1):
-            rng = np.random.default_rng([cfg.seed, 777, band_code, bx + 2**30, by + 2**30])
+            rng = np.random.default_rng([cfg.seed, stream, band_code, bx + 2**30, by + 2**30])
             block = rng.standard_normal((B, B), dtype=np.float32)
             gx0, gy0 = bx * B, by * B
             sx0, sx1 = max(x0, gx0), min(x0 + nx, gx0 + B)
@@ -74,8 +80,9 @@ def noise_field(cfg: Config, band: str, x0: int, y0: int, nx: int, ny: int) -> n
 
 def depth_pattern(x0: int, y0: int, n: int) -> np.ndarray:
     """Relative inverse variance (mean 1, +-5 %) on global pixels: a smooth exposure-depth pattern."""
-    yy, xx = np.mgrid[y0 : y0 + n, x0 : x0 + n].astype(np.float32)
-    return (1.0 + 0.05 * np.sin(2 * np.pi * xx / 700.0) * np.cos(2 * np.pi * yy / 900.0)).astype(np.float32)
+    sx = np.sin(2 * np.pi * np.arange(x0, x0 + n, dtype=np.float32) / 700.0)
+    cy = np.cos(2 * np.pi * np.arange(y0, y0 + n, dtype=np.float32) / 900.0)
+    return (1.0 + 0.05 * np.outer(cy, sx)).astype(np.float32)  # separable: one outer product
 
 
 @functools.lru_cache(maxsize=64)
@@ -117,10 +124,12 @@ def fiber_fractions(n: np.ndarray, hlr: np.ndarray) -> np.ndarray:
 
 
 def mask_radius_arcsec(gaia_g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(BRIGHT radius for G < 13, MEDIUM radius for G < 16), arcsec; DR9-like 1630" x 1.396^-G."""
+    """(BRIGHT radius for G < 13, MEDIUM radius for G < 16), arcsec, as DR10 masks stars
+    (:mod:`.maskbits`: MEDIUM R = 1630" x 1.396^-G, BRIGHT R/2)."""
     g = np.asarray(gaia_g, float)
-    base = 1630.0 * 1.396 ** (-np.where(g > 0, g, 99.0))
-    return np.where((g > 0) & (g < 13), base, 0.0), np.where((g > 0) & (g < 16), np.maximum(0.5 * base, 3.0), 0.0)
+    mag = np.where(g > 0, g, 99.0)
+    return (np.where((g > 0) & (g < 13), bright_radius_arcsec(mag), 0.0),
+            np.where((g > 0) & (g < 16), medium_radius_arcsec(mag), 0.0))
 
 
 @dataclass
@@ -156,7 +165,9 @@ def render_brick(cfg: Config, sb: SynthBrick, bands: str | None = None) -> Rende
     x0, y0 = sb.x0, sb.y0
     seeing = brick_seeing(cfg, name, bands)
     gsp = galsim.GSParams(folding_threshold=1e-2, maxk_threshold=3e-3)
-    psfs = {b: galsim.Moffat(beta=cfg.render.moffat_beta, fwhm=seeing[b], gsparams=gsp) for b in bands}
+    # seeing = DR10 PSFSIZE (Gaussian FWHM of equal Neff); the Moffat drawn has that Neff (physics.psf)
+    beta = cfg.render.moffat_beta
+    psfs = {b: galsim.Moffat(beta=beta, fwhm=moffat_fwhm_for_psfsize(seeing[b], beta, scale), gsparams=gsp) for b in bands}
 
     margin = MAX_HALF + 2
     src = sources_in_box(cfg, x0 - margin, x0 + n + margin, y0 - margin, y0 + n + margin)
@@ -187,13 +198,16 @@ def render_brick(cfg: Config, sb: SynthBrick, bands: str | None = None) -> Rende
             obj.drawImage(image=stamp, center=galsim.PositionD(xs, ys))
             ims[b][overlap] += stamp[overlap]
 
-    # Sky noise and invvar: sigma_band / sqrt(depth pattern), both functions of sky position.
+    # Sky noise and invvar, both functions of sky position: invvar = depth pattern x (1 + 1.5 %
+    # pixel scatter, as a real coadd's varying exposure coverage gives: the DR6 brick's invvar
+    # tiles quantise at q = 16 to ZSCALE ~1e-3 of the value) / sigma_band^2; noise 1/sqrt(invvar).
     image, invvar, psfdepth, galdepth = {}, {}, {}, {}
     weight = depth_pattern(x0, y0, n)
     for b in bands:
         sig = sky_sigma(cfg, b)
-        image[b] = ims[b].array + (sig / np.sqrt(weight)) * noise_field(cfg, b, x0, y0, n, n)
-        invvar[b] = (weight / sig**2).astype(np.float32)
+        iv = (weight * (1.0 + INVVAR_SCATTER * noise_field(cfg, b, x0, y0, n, n, stream=778)) / sig**2).astype(np.float32)
+        image[b] = ims[b].array + noise_field(cfg, b, x0, y0, n, n) / np.sqrt(iv)
+        invvar[b] = iv
         p = psfs[b].drawImage(nx=63, ny=63, scale=scale).array
         g = galsim.Convolve(galsim.Exponential(half_light_radius=0.45), psfs[b]).drawImage(nx=63, ny=63, scale=scale).array
         psfdepth[b] = float((p**2).sum() / sig**2)
@@ -205,12 +219,13 @@ def render_brick(cfg: Config, sb: SynthBrick, bands: str | None = None) -> Rende
 
 
 def _maskbits(src: dict, x0: int, y0: int, n: int, scale: float) -> np.ndarray:
-    m = np.zeros((n, n), np.int16)
+    """DR10 MASKBITS int32 [n, n] (SUB_BLOB is bit 16): MEDIUM and BRIGHT discs of the bright stars."""
+    m = np.zeros((n, n), np.int32)
     if not src:
         return m
     rb, rm = mask_radius_arcsec(src["gaia_g"])
     for k in np.flatnonzero(rm > 0):
-        for bit, rad in ((BIT["MEDIUM"], rm[k]), (BIT["BRIGHT"], rb[k])):
+        for bit, rad in ((BITS["MEDIUM"], rm[k]), (BITS["BRIGHT"], rb[k])):
             if rad <= 0:
                 continue
             rp = rad / scale
@@ -221,7 +236,7 @@ def _maskbits(src: dict, x0: int, y0: int, n: int, scale: float) -> np.ndarray:
                 continue
             yy, xx = np.mgrid[ya:yb, xa:xb]
             inside = (xx - xs) ** 2 + (yy - ys) ** 2 <= rp**2
-            m[ya:yb, xa:xb] |= np.where(inside, np.int16(1 << bit), np.int16(0))
+            m[ya:yb, xa:xb] |= np.where(inside, np.int32(1 << bit), np.int32(0))
     return m
 
 
@@ -275,7 +290,7 @@ def _catalog(cfg, sb, src, ra, dec, ebv, maskbits, seeing, psfdepth, galdepth, b
     cat["shape_e1"] = (-src["shape_e1"][idx]).astype(np.float32)
     cat["shape_e2"] = (-src["shape_e2"][idx]).astype(np.float32)
     cat["sersic"] = src["sersic"][idx].astype(np.float32)
-    cat["maskbits"] = maskbits[iy, ix].astype(np.int16)
+    cat["maskbits"] = maskbits[iy, ix].astype(np.int32)
     gaia = src["gaia_g"][idx]
     cat["gaia_phot_g_mean_mag"] = np.where(gaia < 21.0, gaia, 0.0).astype(np.float32)
     cat["ref_cat"] = np.where((gaia > 0) & (gaia < 21.0), "GE", "").astype("<U2")

@@ -9,6 +9,11 @@ Catalog files are found under the ``catalogs`` root (local or ``s3://``) by name
 SecurityError. Rows are sorted by ``task_id`` in every part; splits and roles are functions of
 the ids (ids.py), so they do not depend on how files are grouped.
 
+Photo-z: DR10 publishes them apart from the sweeps (``south/sweep/10.1-photo-z/<sweep>-pz.fits``,
+row by row); ``z_phot`` of a sweep's rows is the Z_PHOT_MEDIAN of its photo-z file (null where
+-99), from the folder ``<catalogs>-photo-z`` when it exists or the one given; catalogs that carry
+their own photo-z column keep it.
+
 PSF size: taken from the catalog's ``psfsize_*`` (DR10 Tractor/sweeps). Catalogs without it (the
 DR8 excerpts) take the per-brick ``psfsize_*`` of a survey-bricks table when one is given and
 lists the brick; otherwise the value is null. ``psfsize_source`` says which
@@ -36,7 +41,7 @@ from ..dataset.storage import StorageOptions, filesystem_for, is_s3, join
 from ..errors import CatalogError, SecurityError
 from ..ids import assign_role, assign_split, hash_unit, make_galaxy_id, make_task_ids
 from .bricks import BrickTable, validate_brickname
-from .catalogs import read_catalog
+from .catalogs import join_photoz, photoz_relpath, read_catalog
 from .lrg import lrg_mask
 
 log = logging.getLogger(__name__)
@@ -100,15 +105,46 @@ def check_relpath(root: str, rel: str) -> str:
     return rel
 
 
-def _read(root: str, rel: str, options: StorageOptions | None) -> dict:
-    fs, path = filesystem_for(join(root, rel) if rel else root, options)
+def _bytes(url: str, options: StorageOptions | None) -> bytes:
+    fs, path = filesystem_for(url, options)
     with fs.open_input_file(path) as f:
         data = f.read()
     if data[:2] == b"\x1f\x8b":
         import gzip
 
         data = gzip.decompress(data)
-    return read_catalog(data, label=join(root, rel))
+    return data
+
+
+def _read(root: str, rel: str, options: StorageOptions | None, photoz: str | None = None) -> dict:
+    """Canonical columns of one catalog file; a sweep gets ``z_phot`` from its photo-z file under
+    ``photoz`` (DR10 ``sweep/10.1-photo-z/<sweep>-pz.fits``) when that folder is given."""
+    label = join(root, rel) if rel else root
+    cols = read_catalog(_bytes(label, options), label=label)
+    name = (rel or root).rsplit("/", 1)[-1]
+    if photoz and name.startswith("sweep-"):
+        pz_url = join(photoz, photoz_relpath(rel or name))
+        try:
+            data = _bytes(pz_url, options)
+        except OSError as exc:  # absent or unreadable: the sweep's rows would lose their z_phot silently
+            raise CatalogError(f"sweep {label} has no readable photo-z file {pz_url}: {exc}", path=pz_url) from None
+        cols = join_photoz(cols, data, label, pz_url)
+    return cols
+
+
+def default_photoz_root(catalogs: str, options: StorageOptions | None = None) -> str | None:
+    """The photo-z folder beside a sweep folder (DR10: ``sweep/10.1`` -> ``sweep/10.1-photo-z``), if it exists."""
+    from pyarrow import fs as pafs
+
+    root = catalogs.rstrip("/")
+    if "/" not in root.split("://", 1)[-1]:
+        return None
+    candidate = root + "-photo-z"
+    try:
+        fs, path = filesystem_for(candidate, options)
+        return candidate if fs.get_file_info(path).type == pafs.FileType.Directory else None
+    except OSError:
+        return None
 
 
 # -- rows ------------------------------------------------------------------------------------
@@ -211,9 +247,10 @@ def tasks_from_catalog(cols: dict, cfg: Config, label: str = "", bricks: BrickTa
     return table.take(pa.array(np.argsort(task_id, kind="stable")))
 
 
-def tasks_for_files(cfg: Config, root: str, rels: list[str], options: StorageOptions | None = None, bricks: BrickTable | None = None) -> pa.Table:
-    """Task rows of a group of catalog files, deduplicated by task_id, sorted."""
-    tables = [tasks_from_catalog(_read(root, rel, options), cfg, join(root, rel) if rel else root, bricks) for rel in rels]
+def tasks_for_files(cfg: Config, root: str, rels: list[str], options: StorageOptions | None = None, bricks: BrickTable | None = None,
+                    photoz: str | None = None) -> pa.Table:
+    """Task rows of a group of catalog files, deduplicated by task_id, sorted (``photoz``: see :func:`_read`)."""
+    tables = [tasks_from_catalog(_read(root, rel, options, photoz), cfg, join(root, rel) if rel else root, bricks) for rel in rels]
     if not tables:
         return TASK_SCHEMA.empty_table()
     t = pa.concat_tables(tables)
@@ -282,20 +319,24 @@ def _bricks_table(path: str | None, options: StorageOptions | None) -> BrickTabl
     return BrickTable.read(io.BytesIO(data), label=path)
 
 
-def build_tasks(cfg: Config, catalogs: str, out: str, *, bricks_table: str | None = None, options: StorageOptions | None = None) -> dict:
-    """In-process task table: every catalog under ``catalogs`` -> ``<out>/part-00000.parquet``."""
+def build_tasks(cfg: Config, catalogs: str, out: str, *, bricks_table: str | None = None, options: StorageOptions | None = None,
+                photoz: str | None = "auto") -> dict:
+    """In-process task table: every catalog under ``catalogs`` -> ``<out>/part-00000.parquet``.
+    ``photoz``: folder of the sweeps' photo-z files; "auto" = ``<catalogs>-photo-z`` when it exists."""
     rels = list_catalogs(catalogs, options)
     if not rels:
         raise CatalogError(f"no sweep-*.fits or tractor-<brick>.fits files under {catalogs}", path=catalogs)
     bricks = _bricks_table(bricks_table, options)
-    table = tasks_for_files(cfg, catalogs, rels, options, bricks)
+    photoz = default_photoz_root(catalogs, options) if photoz == "auto" else photoz
+    table = tasks_for_files(cfg, catalogs, rels, options, bricks, photoz)
     clear_parts(out, options)
     write_part(table, out, 0, options)
     _limit(cfg, out, options)
     return {"files": len(rels), "tasks": _count(out, options), "out": out}
 
 
-def run(spark, cfg: Config, catalogs: str, out: str, *, bricks_table: str | None = None, options: StorageOptions | None = None, files_per_partition: int = 64) -> dict:
+def run(spark, cfg: Config, catalogs: str, out: str, *, bricks_table: str | None = None, options: StorageOptions | None = None, files_per_partition: int = 64,
+        photoz: str | None = "auto") -> dict:
     """Spark job: catalog files are grouped (sorted, ``files_per_partition`` each); each group's
     executor reads, selects and writes ``part-<group>.parquet``. Same rows as :func:`build_tasks`
     when the same objects are not split across groups (a brick's Tractor file is one file)."""
@@ -304,10 +345,11 @@ def run(spark, cfg: Config, catalogs: str, out: str, *, bricks_table: str | None
         raise CatalogError(f"no sweep-*.fits or tractor-<brick>.fits files under {catalogs}", path=catalogs)
     groups = [rels[i : i + files_per_partition] for i in range(0, len(rels), files_per_partition)]
     bricks = _bricks_table(bricks_table, options)
+    photoz = default_photoz_root(catalogs, options) if photoz == "auto" else photoz
 
     def work(index, it):
         for group in it:
-            table = tasks_for_files(cfg, catalogs, group, options, bricks)
+            table = tasks_for_files(cfg, catalogs, group, options, bricks, photoz)
             write_part(table, out, index, options)
             yield table.num_rows
 

@@ -1,0 +1,202 @@
+"""Coadd files written with each DR10 setting (legacypipe survey.py get_compression_args): headers
+as DR10's, read back by the brick reader (tile by tile and whole) bit for bit against astropy's
+full decode, and stamp format 2 storing them with no raw pixels; the DR10 layout and photo-z join."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from astropy.io import fits
+from survey_helpers import small_config, small_survey  # noqa: F401  (session fixture)
+
+from darkhaloscope.dataset.stamp import decode_stamp, encode_plane, encode_stamp
+from darkhaloscope.errors import CatalogError
+from darkhaloscope.survey import decoded
+from darkhaloscope.survey.brick_reader import BrickReader
+from darkhaloscope.survey.bricks import BRICKS_TABLE, Brick, coadd_relpath, write_bricks_table
+from darkhaloscope.survey.dr10_files import DR10_COMPRESSION, dr10_tile, write_coadd
+from darkhaloscope.survey.tasks import build_tasks
+
+NAME = "1500p100"
+SHAPE = (250, 330)  # not a multiple of 100: partial tiles at both edges
+
+
+def _arrays(seed: int = 1) -> dict:
+    rng = np.random.default_rng(seed)
+    iv = (2.0e5 * (1 + 0.015 * rng.standard_normal(SHAPE))).astype(np.float32)
+    iv[:, :7] = 0.0  # no coverage: DR10 invvar is exactly 0 there
+    img = (rng.standard_normal(SHAPE) / np.sqrt(2.0e5)).astype(np.float32)
+    img[:, :7] = 0.0  # DITHER_2 keeps exact zeros
+    img[100:110, 200:210] += 3.0  # a bright source
+    mb = np.zeros(SHAPE, np.int32)
+    mb[50:80, 60:90] = (1 << 16) | (1 << 1)  # SUB_BLOB (bit 16) needs int32; BRIGHT
+    mb[150:160, :] |= 1 << 8
+    return {"image": img, "invvar": iv, "maskbits": mb, "nexp": np.full(SHAPE, 3, np.int16),
+            "psfsize": (1.2 + 0.01 * rng.standard_normal(SHAPE)).astype(np.float32),
+            "depth": (5e3 * (1 + 0.1 * rng.standard_normal(SHAPE))).astype(np.float32)}
+
+
+@pytest.fixture(scope="module")
+def dr10_brick(tmp_path_factory):
+    """A brick written with every DR10 file setting, in the DR10 layout (<release>/south)."""
+    release = tmp_path_factory.mktemp("dr10_files")
+    root = release / "south"
+    arrays = _arrays()
+    h = fits.Header()
+    for k, v in {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 150.0, "CRVAL2": 10.0, "CRPIX1": 165.5, "CRPIX2": 125.5,
+                 "CD1_1": -0.262 / 3600, "CD1_2": 0.0, "CD2_1": 0.0, "CD2_2": 0.262 / 3600}.items():
+        h[k] = v
+    for kind, arr in arrays.items():
+        for band in ("maskbits",) if kind == "maskbits" else "grz":
+            write_coadd(root / coadd_relpath(NAME, kind, None if kind == "maskbits" else band), arr, kind, h, dither_seed=11)
+    write_bricks_table(release / BRICKS_TABLE, [Brick(NAME, 1, 150.0, 10.0, 149.9, 150.1, 9.9, 10.1)])
+    return root, arrays
+
+
+def _header(root, kind, band="g"):
+    with fits.open(root / coadd_relpath(NAME, kind, None if kind == "maskbits" else band)) as h:
+        return dict(h[1]._bintable.header), h[1].data
+
+
+def test_headers_are_dr10s(dr10_brick, shared_data):
+    root, _ = dr10_brick
+    expect = {"image": ("RICE_1", "SUBTRACTIVE_DITHER_2", -32), "invvar": ("RICE_1", "NO_DITHER", -32),
+              "maskbits": ("HCOMPRESS_1", None, 32), "nexp": ("HCOMPRESS_1", None, 16),
+              "psfsize": ("GZIP_1", "NONE", -32), "depth": ("GZIP_1", "NONE", -32)}
+    for kind, (cmp, quant, bitpix) in expect.items():
+        h, _ = _header(root, kind)
+        assert (h["ZCMPTYPE"], h.get("ZQUANTIZ"), h["ZBITPIX"]) == (cmp, quant, bitpix), kind
+        assert (h["ZTILE1"], h["ZTILE2"]) == (100, 100), kind
+        if cmp == "HCOMPRESS_1":
+            assert h["ZNAME1"] == "SCALE" and h["ZVAL1"] == 0.0  # lossless
+    h, _ = _header(root, "image")
+    assert h["ZDITHER0"] == 11
+    # the real DR6 brick: the same tiles and image quantisation
+    dr6 = shared_data / "desitarget_dr6_coadd_brick/coadd/095/0959p805/legacysurvey-0959p805-image-g.fits.fz"
+    with fits.open(dr6) as f:
+        real = f[1]._bintable.header
+    assert (real["ZTILE1"], real["ZTILE2"], real["ZQUANTIZ"]) == (100, 100, "SUBTRACTIVE_DITHER_2")
+    assert dr10_tile((3600, 3600)) == (100, 100) and dr10_tile((302, 1003)) == (101, 101) and dr10_tile((300, 64)) == (100, 100)
+
+
+def test_values_survive_as_each_setting_promises(dr10_brick):
+    root, arrays = dr10_brick
+    for kind in ("maskbits", "nexp", "psfsize", "depth"):  # lossless
+        _, data = _header(root, kind)
+        assert np.dtype(data.dtype).newbyteorder("=") == np.dtype(DR10_COMPRESSION[kind].dtype), kind
+        assert np.array_equal(data, arrays[kind]), kind
+    _, img = _header(root, "image")
+    assert np.abs(img - arrays["image"]).max() <= 0.5e-4 + 1e-7  # absolute step 1e-4 nanomaggy
+    assert (img[:, :7] == 0).all()
+    _, iv = _header(root, "invvar")
+    assert (iv[:, :7] == 0).all()
+    good = arrays["invvar"] > 0
+    assert np.abs(iv[good] / arrays["invvar"][good] - 1).max() < 2e-3  # q = 16 on a 1.5 % scatter
+
+
+@pytest.mark.parametrize("mode", ["tiles", "whole"])
+def test_reader_equals_astropy_full_decode(dr10_brick, mode, monkeypatch):
+    root, _ = dr10_brick
+    r = BrickReader(str(root))
+    if mode == "whole":
+        r.expect(NAME, 10**6)
+    else:
+        monkeypatch.setattr(decoded, "SECTION_CALL_MS", 0.0)  # never switch to whole
+    ob = r.brick(NAME)
+    for kind, band in [("image", "r"), ("invvar", "z"), ("maskbits", None), ("nexp", "g"), ("psfsize", "g"), ("depth", "r")]:
+        d = ob.open(kind, band).decoded
+        _, full = _header(root, kind, band or "g")
+        for y0, x0 in [(0, 0), (37, 261), (186, 266), (120, 95)]:
+            got = d.read(y0, y0 + 64, x0, x0 + 64)
+            assert got.dtype == full.dtype and np.array_equal(got.view(np.uint8), full[y0 : y0 + 64, x0 : x0 + 64].view(np.uint8)), (kind, y0, x0)
+        assert d.have.all() == (mode == "whole")
+        if kind in ("image", "invvar") and mode == "tiles":  # decoded by the compiled RICE path, not astropy
+            assert d.rice is not None and d.rice.bytes_read > 0 and d.calls == 0
+
+
+def test_format2_round_trips_every_plane_with_no_raw_pixels(dr10_brick):
+    root, arrays = dr10_brick
+    r = BrickReader(str(root))
+    from astropy.wcs import WCS
+
+    with fits.open(root / coadd_relpath(NAME, "image", "g")) as h:
+        w = WCS(h[1].header)
+    for x, y in [(40.2, 40.7), (290.0, 200.0), (166.4, 124.9), (60.0, 210.3)]:
+        ra, dec = (float(v) for v in w.all_pix2world([[x, y]], 0)[0])
+        c = r.cutout(ra, dec, 64, "grz")
+        assert c.ok, c.reason
+        for plane in ("image", "invvar"):
+            members = encode_plane(getattr(c, plane), None, c.grids[plane])
+            assert all(g is not None for g in c.grids[plane])
+            assert int(np.unpackbits(members["raw"]).sum()) == 0, plane  # no raw pixels
+        blob = encode_stamp(c.image, c.invvar, c.maskbits, grids=c.grids)
+        out = decode_stamp(blob)
+        for k in ("image", "invvar"):
+            assert np.array_equal(out[k].view(np.uint32), getattr(c, k).view(np.uint32)), k
+        assert out["maskbits"].dtype == np.int32 and np.array_equal(out["maskbits"], c.maskbits)
+
+
+def test_layout_and_photoz_join(small_survey, tmp_path):  # noqa: F811
+    cfg, root = small_survey
+    release = root.parent
+    assert (release / "survey-bricks.fits.gz").is_file() and not (root / "survey-bricks.fits.gz").exists()
+    summary = fits.getdata(root / "survey-bricks-dr10-south.fits.gz", 1)
+    assert {"PSFSIZE_R", "PSFDEPTH_R", "GALDEPTH_Z", "EBV"} <= set(summary.columns.names)
+    assert 22.0 < float(summary["PSFDEPTH_R"][0]) < 27.0  # AB magnitudes, not 1/nanomaggy^2
+    sweeps = sorted((root / "sweep" / "10.1").glob("sweep-*.fits"))
+    assert sweeps and all((root / "sweep" / "10.1-photo-z" / s.name.replace(".fits", "-pz.fits")).is_file() for s in sweeps)
+    assert "Z_PHOT_MEDIAN" not in fits.getdata(sweeps[0], 1).columns.names  # DR10 sweeps carry no photo-z
+    build_tasks(cfg, str(root / "sweep" / "10.1"), str(tmp_path / "t"))
+    tasks = pq.read_table(str(tmp_path / "t")).to_pandas()
+    pz = {}
+    for s in sweeps:
+        p = fits.getdata(root / "sweep" / "10.1-photo-z" / s.name.replace(".fits", "-pz.fits"), 1)
+        pz.update({(int(b), int(o)): float(z) for b, o, z in zip(p["BRICKID"], p["OBJID"], p["Z_PHOT_MEDIAN"], strict=True)})
+    assert len(tasks) > 10 and tasks["z_phot"].notna().all()
+    for _, t in tasks.iterrows():
+        assert np.float32(t["z_phot"]) == np.float32(pz[(int(t["brickid"]), int(t["objid"]))])
+    # the reader finds survey-bricks.fits.gz one level above the region folder
+    assert BrickReader(str(root)).table() is not None
+    # a photo-z file whose rows are not the sweep's is an error naming both
+    bad = tmp_path / "bad"
+    import shutil
+
+    shutil.copytree(root / "sweep", bad / "sweep")
+    p = bad / "sweep" / "10.1-photo-z" / sweeps[0].name.replace(".fits", "-pz.fits")
+    with fits.open(p) as h:
+        data = h[1].data.copy()
+    data["OBJID"][3] += 1000
+    fits.BinTableHDU(data).writeto(p, overwrite=True)
+    with pytest.raises(CatalogError, match="row 3"):
+        build_tasks(cfg, str(bad / "sweep" / "10.1"), str(tmp_path / "u"))
+
+
+def test_direct_rice_decoder_is_bit_exact_and_names_a_corrupt_tile(dr10_brick, shared_data, tmp_path):
+    """survey/tile_decode.py against astropy's full decode: every DR10 RICE setting, the real DR6 image."""
+    from darkhaloscope.errors import DataFileError
+    from darkhaloscope.survey.decoded import DecodedImage
+    from darkhaloscope.survey.tile_decode import RiceTiles
+
+    root, _ = dr10_brick
+    files = [root / coadd_relpath(NAME, k, "g") for k in ("image", "invvar")]
+    files.append(shared_data / "desitarget_dr6_coadd_brick/coadd/095/0959p805/legacysurvey-0959p805-image-g.fits.fz")
+    for path in files:
+        with open(path, "rb") as f, fits.open(f, memmap=False, lazy_load_hdus=True) as h:
+            rt = RiceTiles.of(h[1], f)
+            assert rt is not None, path
+            out = np.full(rt.shape, np.nan, np.float32)
+            rt.decode_into(out, 0, rt.grid[0], 0, rt.grid[1])
+            assert np.array_equal(out.view(np.uint32), fits.getdata(path).astype(np.float32).view(np.uint32)), path
+    # a tile whose bytes are damaged: a DataFileError naming the file, never a crash
+    bad = tmp_path / "bad.fits.fz"
+    raw = bytearray(files[0].read_bytes())
+    with fits.open(files[0]) as h:
+        t = h[1]._bintable
+        start = t._data_offset + t.header["NAXIS1"] * t.header["NAXIS2"]
+    raw[start + 4 : start + 4000] = b"\xff" * 3996  # the first tile: all high-entropy codes, bytes run out
+    bad.write_bytes(bytes(raw))
+    with open(bad, "rb") as f, fits.open(f, memmap=False, lazy_load_hdus=True) as h:
+        d = DecodedImage(h[1], str(bad), 0, fileobj=f)
+        with pytest.raises(DataFileError, match="bad.fits.fz"):
+            d.read(0, 10, 0, 10)
