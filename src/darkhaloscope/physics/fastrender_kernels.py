@@ -1,8 +1,15 @@
-"""Compiled (numba) per-pixel kernels of the fast renderer (:mod:`.fastrender`): which pixels
-can see the template (a bound on |alpha|, then traced corners against summed-area tables), how
-many rays each gets, and the ray-shooting average itself. Image-plane positions in arcsec,
-template coordinates in template pixels, results in template flux per pixel.
-``cache=True`` keeps the machine code on disk next to this file (keyed by file).
+"""Compiled (numba) kernels of the fast renderer (:mod:`.fastrender` is their Python wrapper).
+
+The SIE deflection (lenstronomy's NIE formulas, Keeton & Kochanek 1998, with its 1e-10 arcsec
+core) and its direction table, the bound that proves pixels dark, the traced pixel corners, the
+rays per pixel and the ray-shooting average. Positions and deflections in arcsec, template
+coordinates in template pixels, results in template flux per pixel; ``k`` is the float64 [22]
+vector of :func:`.fastrender.lens_constants`.
+
+All kernels stay in this one file on purpose: numba's ``cache=True`` invalidates a cached
+function only when its own file changes (numba issue #1833; the numba user guide's notes on
+``cache``), and these kernels inline one another, so spreading them over files could load stale
+machine code after an edit.
 """
 
 from __future__ import annotations
@@ -12,7 +19,79 @@ import math
 import numba
 import numpy as np
 
-from .fastrender_deflection import _sie_table
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _sie_exact(dx, dy, k):
+    """lenstronomy's SIE deflection (NIE with a 1e-10 core: shift, rotate to the major axis,
+    NIEMajorAxis.derivatives, rotate back) at (dx, dy) arcsec from the lens centre.
+    atanh(z) is evaluated as log1p(2z / (1 - z)) / 2 (same value, 4x faster than libm atanh)."""
+    c = k[2]
+    s = k[3]
+    xr = dx * c + dy * s
+    yr = -dx * s + dy * c
+    q2 = k[6]
+    core = k[7]
+    psi = math.sqrt(q2 * (core * core + xr * xr) + yr * yr)
+    fx = k[4] * math.atan(k[5] * xr / (psi + core))
+    z = k[5] * yr / (psi + q2 * core)
+    fy = k[4] * 0.5 * math.log1p(2.0 * z / (1.0 - z))
+    return fx * c - fy * s, fx * s + fy * c
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _to_frame(ax, ay, k, frame):
+    """A deflection (arcsec) in the table's frame: arcsec (frame 0) or template (col, row)
+    pixels (frame 1: scaled, rotated by phi_G, rows flipped)."""
+    if frame == 0:
+        return ax, ay
+    return ax * k[12] + ay * k[13], (ay * k[12] - ax * k[13]) * k[15]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _build_table(k, tab, frame):
+    """SIE deflection on the unit circle at nodes uniform in t = tan(phi/2), t in
+    [-1 - 3h, 1 + 3h] (h = 2 / (len - 7)): the right half-plane plus a margin for the stencil;
+    in arcsec (frame 0) or already in template (col, row) pixels (frame 1, what the tracer uses:
+    the map to the template is affine, so rotating the table once saves that work per ray)."""
+    nt = tab.shape[0] - 7
+    h = 2.0 / nt
+    for m in range(tab.shape[0]):
+        t = -1.0 + (m - 3) * h
+        d = 1.0 + t * t
+        ax, ay = _sie_exact((1.0 - t * t) / d, 2.0 * t / d, k)
+        tab[m, 0], tab[m, 1] = _to_frame(ax, ay, k, frame)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _sie_table(dx, dy, k, tab, frame):
+    """SIE deflection from the direction table (in the table's frame, see :func:`_build_table`):
+    an isothermal deflection depends only on the direction (the 1e-10 arcsec core aside), and
+    alpha(-d) = -alpha(d). 4-point Lagrange interpolation in t = tan(phi/2) (smooth in phi),
+    error O(h^4)."""
+    r = math.sqrt(dx * dx + dy * dy)
+    if r == 0.0 or tab.shape[0] < 8:
+        ax, ay = _sie_exact(dx, dy, k)
+        return _to_frame(ax, ay, k, frame)
+    sign = 1.0
+    if dx < 0.0:
+        dx = -dx
+        dy = -dy
+        sign = -1.0
+    t = dy / (r + dx)
+    nt = tab.shape[0] - 7
+    u = (t + 1.0) * (nt / 2.0) + 3.0
+    i = int(u)
+    f = u - i
+    fm1 = f - 1.0
+    fm2 = f - 2.0
+    fp1 = f + 1.0
+    w0 = (-1.0 / 6.0) * f * fm1 * fm2
+    w1 = 0.5 * fp1 * fm1 * fm2
+    w2 = -0.5 * fp1 * f * fm2
+    w3 = (1.0 / 6.0) * fp1 * f * fm1
+    ax = w0 * tab[i - 1, 0] + w1 * tab[i, 0] + w2 * tab[i + 1, 0] + w3 * tab[i + 2, 0]
+    ay = w0 * tab[i - 1, 1] + w1 * tab[i, 1] + w2 * tab[i + 1, 1] + w3 * tab[i + 2, 1]
+    return sign * ax, sign * ay
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -205,3 +284,9 @@ def _trace_kernel(k, tab, padded, n, size, pix, levels, out):
                     acc += _bilinear(padded, r, c)
             out[i, j] = acc / (mx * my) * area
 
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _deflect_many(dx, dy, k, tab, ax, ay):
+    for m in range(dx.shape[0]):
+        ax[m], ay[m] = _sie_table(dx[m], dy[m], k, tab, 0)
