@@ -51,13 +51,13 @@ def world(tmp_path_factory):
 
     cfg = config_from_dict(CONFIG)
     base = tmp_path_factory.mktemp("stage_world")
-    build_survey(cfg, base / "survey")
-    build_tasks(cfg, str(base / "survey" / "tractor"), str(base / "tasks"), bricks_table=str(base / "survey" / "survey-bricks.fits.gz"))
+    root = build_survey(cfg, base / "survey")["root"]  # the region folder (DR10 layout: survey/south)
+    build_tasks(cfg, str(Path(root) / "tractor"), str(base / "tasks"), bricks_table=str(base / "survey" / "survey-bricks.fits.gz"))
     build_bank(cfg, base / "bank.h5")
     # a column another branch might add to the task table: it must flow through untouched
     tasks = pq.read_table(str(base / "tasks"))
     assert tasks.num_rows > 20
-    return {"cfg": cfg, "base": base, "survey": str(base / "survey"), "tasks": str(base / "tasks"), "bank": str(base / "bank.h5"), "table": tasks}
+    return {"cfg": cfg, "base": base, "survey": str(root), "tasks": str(base / "tasks"), "bank": str(base / "bank.h5"), "table": tasks}
 
 
 @pytest.fixture(scope="module")
@@ -117,10 +117,12 @@ def test_generate_from_hosts_equals_generate_from_bricks(spark, staged, world, t
 
 
 def test_stage_over_http_mirror_equals_local_and_fetches_tiles(spark, staged, world, tmp_path):
-    with HttpMirror(Path(world["survey"])) as mirror:
-        summary = stage.run(spark, world["cfg"], world["tasks"], mirror.url, str(tmp_path / "h"))
+    # the mirror serves the release folder (survey-bricks.fits.gz above south/, as on the portal)
+    with HttpMirror(Path(world["survey"]).parent) as mirror:
+        region_url = f"{mirror.url}/{Path(world['survey']).name}"
+        summary = stage.run(spark, world["cfg"], world["tasks"], region_url, str(tmp_path / "h"))
         assert mirror.log  # the job really read over HTTP, by ranges
-    same_rows_but_root(summary["dataset"], staged["dataset"], mirror.url, world["survey"])
+    same_rows_but_root(summary["dataset"], staged["dataset"], region_url, world["survey"])
     assert summary["survey_bytes"] > 0
     # one stamp reads only the tiles it needs: far less than its brick's coadd files
     one = world["table"].slice(0, 1)
@@ -128,17 +130,17 @@ def test_stage_over_http_mirror_equals_local_and_fetches_tiles(spark, staged, wo
     coadd = Path(world["survey"]) / "coadd"
     brick = one["brickname"][0].as_py()
     brick_bytes = sum(p.stat().st_size for p in (coadd / brick[:3] / brick).glob("*.fits.fz"))
-    with HttpMirror(Path(world["survey"])) as mirror:
-        s1 = stage.run_multiprocessing(world["cfg"], str(tmp_path / "one.parquet"), mirror.url, str(tmp_path / "h1"), processes=1)
+    with HttpMirror(Path(world["survey"]).parent) as mirror:
+        s1 = stage.run_multiprocessing(world["cfg"], str(tmp_path / "one.parquet"), f"{mirror.url}/{Path(world['survey']).name}", str(tmp_path / "h1"), processes=1)
     assert 0 < s1["survey_bytes"] < 0.5 * brick_bytes, (s1["survey_bytes"], brick_bytes)
 
 
 def test_stage_over_faulty_http_retries_to_the_same_bytes(staged, world, tmp_path):
     faults = ["ok", "429", "ok", "503", "ok", "reset", "ok", "502"]
-    with HttpMirror(Path(world["survey"]), faults) as mirror:
-        summary = stage.run_multiprocessing(world["cfg"], world["tasks"], mirror.url, str(tmp_path / "f"), processes=2)
+    with HttpMirror(Path(world["survey"]).parent, faults) as mirror:
+        url = f"{mirror.url}/{Path(world['survey']).name}"
+        summary = stage.run_multiprocessing(world["cfg"], world["tasks"], url, str(tmp_path / "f"), processes=2)
         outcomes = {f for *_, f in mirror.log}
-        url = mirror.url
     assert {"429", "503", "reset", "502"} <= outcomes
     assert summary["n_failed"] == 0
     same_rows_but_root(summary["dataset"], staged["dataset"], url, world["survey"])
@@ -163,7 +165,8 @@ def test_positions_off_the_footprint_and_any_role(world, tmp_path):
         r["role"] = "impostor"
     off = dict(t[0], task_id=1, galaxy_id="off", brickname="0100m300", ra=10.0, dec=-30.0)
     rows = [*t, off]
-    table = pa.Table.from_pylist(rows, schema=world["table"].schema).append_column("z_spec", pa.array([0.3, 0.4, None, 0.5], pa.float32()))
+    table = pa.Table.from_pylist(rows, schema=world["table"].schema)
+    table = table.set_column(table.schema.get_field_index("z_spec"), "z_spec", pa.array([0.3, 0.4, None, 0.5], pa.float32()))
     pq.write_table(table, tmp_path / "pos.parquet")
     summary = stage.run_multiprocessing(world["cfg"], str(tmp_path / "pos.parquet"), world["survey"], str(tmp_path / "o"), processes=1)
     hosts = {r["task_id"]: r for r in read_host_rows(summary["dataset"]).to_pylist()}
