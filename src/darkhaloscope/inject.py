@@ -23,7 +23,6 @@ row with ``cutout_ok = False`` and a reason; numeric columns are null, never NaN
 
 from __future__ import annotations
 
-import math
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -39,6 +38,9 @@ from .physics import fastrow
 from .physics.arc import render_arc, unlensed_fraction_in_stamp
 from .physics.noise import ARC_NOISE_MIN_SKY_FRACTION, sky_nanomaggies_per_pixel
 from .physics.params import LensParams, f32
+from .physics.params import (
+    finite_or_none as _num,  # one definition (roles.py imports _num from here)
+)
 from .physics.render import SourcePlacement
 from .physics.trials import run_trials, source_scale
 from .sources.bank import SourceBank
@@ -60,15 +62,6 @@ def _config_hash(cfg: Config) -> str:
             _HASHES.clear()
         hit = _HASHES[id(cfg)] = (cfg, config_hash(cfg))
     return hit[1]
-
-
-def _num(value: Any) -> float | None:
-    """A finite float, or None (None, NaN, inf and non-numbers)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _f32_or_none(value: Any) -> float | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +19,16 @@ from ..config import LensConfig
 from ..errors import PhysicsError
 
 _F32 = struct.Struct("<f")
+
+
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a finite float, or None (None, NaN, inf and non-numbers): a catalogue value
+    that may be missing."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
 
 
 def f32(value: float) -> float:

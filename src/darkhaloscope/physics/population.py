@@ -30,17 +30,10 @@ from typing import Any
 import numpy as np
 
 from ..config import LensConfig
+from .params import finite_or_none
 
 C_KM_S = 299792.458  # speed of light, km/s
 RAD_TO_ARCSEC = 180.0 / math.pi * 3600.0
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 @lru_cache(maxsize=8)
@@ -54,7 +47,7 @@ def cosmology(name: str):
 def lens_redshift(task: Mapping[str, Any]) -> tuple[float | None, str | None]:
     """(lens_z, "spec" | "phot") from the task, or (None, None) when it has neither (> 0)."""
     for key, kind in (("z_spec", "spec"), ("z_phot", "phot")):
-        z = _finite(task.get(key))
+        z = finite_or_none(task.get(key))
         if z is not None and z > 0:
             return z, kind
     return None, None
@@ -102,13 +95,13 @@ def host_sigma_v(task: Mapping[str, Any], lens_z: float, cfg: LensConfig, rng: n
     the task has it (DR10 fluxes are not extinction-corrected). (None, None) without flux_r > 0.
     """
     u = float(rng.standard_normal())
-    spec = _finite(task.get("sigma_v"))
+    spec = finite_or_none(task.get("sigma_v"))
     if spec is not None and spec > 0:
         return spec, "spec"
-    flux = _finite(task.get("flux_r"))
+    flux = finite_or_none(task.get("flux_r"))
     if flux is None or flux <= 0:
         return None, None
-    trans = _finite(task.get("mw_transmission_r"))
+    trans = finite_or_none(task.get("mw_transmission_r"))
     if trans is not None and trans > 0:
         flux /= trans
     mag_r = 22.5 - 2.5 * math.log10(flux)
@@ -153,7 +146,7 @@ def mass_ellipticity(task: Mapping[str, Any], cfg: LensConfig, rng: np.random.Ge
     phi_rand = rng.uniform(0.0, np.pi)
     d_angle = math.radians(cfg.angle_scatter_deg) * float(rng.standard_normal())
     d1, d2 = cfg.ellipticity_scatter * rng.standard_normal(2)
-    s1, s2 = _finite(task.get("shape_e1")), _finite(task.get("shape_e2"))
+    s1, s2 = finite_or_none(task.get("shape_e1")), finite_or_none(task.get("shape_e2"))
     if cfg.ellipticity_policy == "light" and s1 is not None and s2 is not None:
         p1, p2 = tractor_to_pixel_ellipticity(s1, s2)
         e = math.hypot(p1, p2)

@@ -32,7 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hosts", default=None, help="host table made by `darkhaloscope stage` (<out>/<stage.name>): tasks and stamps from it, no survey read")
     parser.add_argument("--bank", help="source bank HDF5 (default: config paths.bank)")
     parser.add_argument("--out", help="dataset root; the dataset goes to <out>/<generate.dataset_name> (default: config paths.dataset)")
-    parser.add_argument("--resume", action="store_true", help="keep shards whose footer row count and config hash already match")
+    add_run_arguments(parser, "config hash")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, footer_key: str) -> None:
+    """The execution arguments every Spark job verb shares (generate, stage): resume, where and
+    how it runs, the S3 endpoint, the summary file. ``footer_key``: what --resume checks in a footer."""
+    parser.add_argument("--resume", action="store_true", help=f"keep shards whose footer row count and {footer_key} already match")
     parser.add_argument("--master", default=None, help="Spark master, e.g. local[2] (default: the cluster's under spark-submit, else local[*])")
     parser.add_argument("--s3-endpoint", default=None, help="S3 endpoint URL (tests, S3-compatible stores; default: config generate.s3_endpoint)")
     parser.add_argument("--partitions", type=int, default=None, help="override generate.n_partitions")

@@ -46,13 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", help="position table folder or file: tasks, anchors, impostors (default: config paths.tasks)")
     parser.add_argument("--bricks", help="survey root holding coadd/: folder, s3:// or https:// (default: config paths.survey_root)")
     parser.add_argument("--out", help="host table root; the table goes to <out>/<stage.name> (default: config paths.hosts)")
-    parser.add_argument("--resume", action="store_true", help="keep shards whose footer row count and host hash already match")
-    parser.add_argument("--master", default=None, help="Spark master, e.g. local[2] (default: the cluster's under spark-submit, else local[*])")
-    parser.add_argument("--s3-endpoint", default=None, help="S3 endpoint URL (default: config generate.s3_endpoint)")
-    parser.add_argument("--partitions", type=int, default=None, help="override generate.n_partitions")
-    parser.add_argument("--runner", choices=("spark", "multiprocessing"), default="spark", help="run on Spark (default) or a local process pool")
-    parser.add_argument("--processes", type=int, default=None, help="pool size for --runner multiprocessing (default: cores)")
-    parser.add_argument("--summary-json", default=None, help="also write the run summary as JSON to this local file")
+    gen.add_run_arguments(parser, "host hash")
 
 
 def run_from_args(args: argparse.Namespace, spark=None) -> dict:
