@@ -111,7 +111,7 @@ def test_reader_equals_astropy_full_decode(dr10_brick, mode, monkeypatch):
             got = d.read(y0, y0 + 64, x0, x0 + 64)
             assert got.dtype == full.dtype and np.array_equal(got.view(np.uint8), full[y0 : y0 + 64, x0 : x0 + 64].view(np.uint8)), (kind, y0, x0)
         assert d.have.all() == (mode == "whole")
-        if kind in ("image", "invvar") and mode == "tiles":  # decoded by the compiled RICE path, not astropy
+        if kind in ("image", "invvar", "maskbits", "nexp") and mode == "tiles":  # decoded by the direct tile paths, not astropy sections
             assert d.rice is not None and d.rice.bytes_read > 0 and d.calls == 0
 
 
@@ -198,5 +198,46 @@ def test_direct_rice_decoder_is_bit_exact_and_names_a_corrupt_tile(dr10_brick, s
     bad.write_bytes(bytes(raw))
     with open(bad, "rb") as f, fits.open(f, memmap=False, lazy_load_hdus=True) as h:
         d = DecodedImage(h[1], str(bad), 0, fileobj=f)
+        with pytest.raises(DataFileError, match="bad.fits.fz"):
+            d.read(0, 10, 0, 10)
+
+
+def test_direct_hcompress_decoder_is_bit_exact_and_names_a_corrupt_tile(dr10_brick, shared_data, tmp_path):
+    """survey/hcompress_tiles.py against astropy's full decode: DR10 int32 maskbits, the real DR6 int16 nexp."""
+    from darkhaloscope.errors import DataFileError
+    from darkhaloscope.survey.decoded import DecodedImage
+    from darkhaloscope.survey.hcompress_tiles import HcompressTiles
+    from darkhaloscope.survey.tile_decode import RiceTiles
+
+    root, _ = dr10_brick
+    files = [root / coadd_relpath(NAME, "maskbits", None),  # the fixture's nexp is constant: DR6's real one instead
+             shared_data / "desitarget_dr6_coadd_brick/coadd/095/0959p805/legacysurvey-0959p805-nexp-z.fits.fz"]
+    noisy = np.random.default_rng(3).integers(0, 2**17, (250, 330)).astype(np.int32)  # every bit to SUB_BLOB, no smooth areas
+    fits.CompImageHDU(noisy, compression_type="HCOMPRESS_1", tile_shape=(100, 100)).writeto(tmp_path / "noisy.fits.fz")
+    files.append(tmp_path / "noisy.fits.fz")
+    for path in files:
+        full = fits.getdata(path)
+        assert np.unique(full).size > 1, path  # a reference with structure, so a wrong decode shows
+        with open(path, "rb") as f, fits.open(f, memmap=False, lazy_load_hdus=True) as h:
+            ht = HcompressTiles.of(h[1], f)
+            assert ht is not None, path
+            out = np.full(ht.shape, -1, full.dtype)
+            ht.decode_into(out, 0, ht.grid[0], 0, ht.grid[1])
+            assert out.dtype == full.dtype and np.array_equal(out, full), path
+            sub = np.full(ht.shape, -1, full.dtype)  # a box of tiles not at the origin (edge tiles included)
+            ht.decode_into(sub, 1, ht.grid[0], 1, ht.grid[1])
+            t0, t1 = ht.tile
+            assert np.array_equal(sub[t0:, t1:], full[t0:, t1:]), path
+            assert RiceTiles.of(h[1], f) is None  # each decoder takes only its own files
+    bad = tmp_path / "bad.fits.fz"
+    raw = bytearray(files[0].read_bytes())
+    with fits.open(files[0]) as h:
+        t = h[1]._bintable
+        start = t._data_offset + t.header["NAXIS1"] * t.header["NAXIS2"]
+    raw[start : start + 16] = b"\x00" * 16  # the first tile's magic code and sizes: not an HCOMPRESS stream
+    bad.write_bytes(bytes(raw))
+    with open(bad, "rb") as f, fits.open(f, memmap=False, lazy_load_hdus=True) as h:
+        d = DecodedImage(h[1], str(bad), 0, fileobj=f)
+        assert isinstance(d.rice, HcompressTiles)
         with pytest.raises(DataFileError, match="bad.fits.fz"):
             d.read(0, 10, 0, 10)

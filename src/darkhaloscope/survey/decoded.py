@@ -17,8 +17,9 @@ decoded tiles) and fills it one of two ways, chosen per file:
 
 Both paths go through ``.section`` on whole tiles, so pixels are bit-identical to a direct
 ``.section`` of the stamp box (tiles are decoded and dequantised independently). RICE_1 float
-files (DR10 image and invvar) read tile by tile skip astropy: their missing tiles are decoded by
-:mod:`.tile_decode` (one read per tile row, bit-identical, tested) and kept as compact tiles. Images that are
+files (DR10 image and invvar) and HCOMPRESS_1 int32 files (DR10 maskbits) read tile by tile skip
+astropy's sections: their missing tiles are decoded by :mod:`.tile_decode` / :mod:`.hcompress_tiles`
+(one read per run of adjacent tiles, bit-identical, tested) and kept as compact tiles. Images that are
 not tile-compressed are read with ``.section`` directly (astropy reads only the rows needed).
 
 Units: pixels; sizes in bytes.
@@ -33,6 +34,7 @@ import numpy as np
 
 from ..dataset.fits_quant import METHODS, FileQuant
 from ..errors import DataFileError
+from .hcompress_tiles import HcompressTiles
 from .tile_decode import RiceTiles
 
 # Decoding costs with astropy 8.0 (CPU ms; `benchmarks/bench_survey.py`: section_call_ms,
@@ -125,7 +127,7 @@ class DecodedImage:
     @property
     def nbytes(self) -> int:
         """Bytes of decoded pixels held (pages of the full-size array never written cost nothing)."""
-        itemsize = self.data.itemsize if self.data is not None else 4 if self.tiles else 0
+        itemsize = self.data.itemsize if self.data is not None else next(iter(self.tiles.values())).itemsize if self.tiles else 0
         return self.decoded_pixels * itemsize
 
     @property
@@ -168,7 +170,8 @@ class DecodedImage:
     def _assemble(self, y0: int, y1: int, x0: int, x1: int, t0: int, t1: int, s0: int, s1: int) -> np.ndarray:
         """Pixels [y0:y1, x0:x1] copied from the compact tiles (and the full-size array, if any)."""
         ty, tx = self.tile
-        out = np.empty((y1 - y0, x1 - x0), np.float32 if self.data is None else self.data.dtype)
+        dtype = self.data.dtype if self.data is not None else next(iter(self.tiles.values())).dtype
+        out = np.empty((y1 - y0, x1 - x0), dtype)
         for r in range(t0, t1):
             for c in range(s0, s1):
                 a0, a1 = max(y0, r * ty), min(y1, (r + 1) * ty)
@@ -182,9 +185,12 @@ class DecodedImage:
 
     @property
     def rice(self) -> RiceTiles | None:
-        """The direct RICE_1 tile decoder of this file, or None (astropy decodes it)."""
+        """The direct tile decoder of this file (RICE_1 floats: :mod:`.tile_decode`; HCOMPRESS_1 int32:
+        :mod:`.hcompress_tiles`), or None (astropy decodes it)."""
         if self._rice is False:
-            self._rice = RiceTiles.of(self.hdu, self.fileobj) if self.compressed and self.fileobj is not None else None
+            self._rice = None
+            if self.compressed and self.fileobj is not None:
+                self._rice = RiceTiles.of(self.hdu, self.fileobj) or HcompressTiles.of(self.hdu, self.fileobj)
         return self._rice
 
     def _fill(self, t0: int, t1: int, s0: int, s1: int) -> None:

@@ -156,6 +156,20 @@ def decode_tiles(buf, rel, nbytes, ks, grid1, th, tw, ny, nx, block, method, dit
     return 0
 
 
+def heap_layout(table) -> tuple[int, np.ndarray, tuple[int, int], tuple[int, int]] | None:
+    """(heap start in bytes from the file start, int64 [n tiles, 2] (bytes, heap offset) descriptors,
+    image shape, tile shape) of a compressed image's binary table, or None when a tile has no
+    compressed bytes (cfitsio's lossless fallback columns) or the table does not match the grid."""
+    h = table.header
+    desc = np.asarray(table.data["COMPRESSED_DATA"], np.int64).reshape(-1, 2)
+    shape = (int(h["ZNAXIS2"]), int(h["ZNAXIS1"]))
+    tile = (int(h.get("ZTILE2", 1)), int(h.get("ZTILE1", shape[1])))
+    heap = table._data_offset + int(h.get("THEAP", int(h["NAXIS1"]) * int(h["NAXIS2"])))
+    if desc.shape[0] != (-(-shape[0] // tile[0])) * (-(-shape[1] // tile[1])) or (desc[:, 0] <= 0).any():
+        return None
+    return heap, desc, shape, tile
+
+
 class RiceTiles:
     """Direct decoder of one RICE_1 float image's tiles (see module doc), or None via :meth:`of`."""
 
@@ -188,16 +202,13 @@ class RiceTiles:
             method = METHODS.get(str(h.get("ZQUANTIZ", "NO_DITHER")).strip().upper())
             if method is None:
                 return None
-            data = table.data
-            desc = np.asarray(data["COMPRESSED_DATA"], np.int64).reshape(-1, 2)
-            scale = np.asarray(data["ZSCALE"], np.float64)
-            zero = np.asarray(data["ZZERO"], np.float64)
-            shape = (int(h["ZNAXIS2"]), int(h["ZNAXIS1"]))
-            tile = (int(h.get("ZTILE2", 1)), int(h.get("ZTILE1", shape[1])))
-            heap = table._data_offset + int(h.get("THEAP", int(h["NAXIS1"]) * int(h["NAXIS2"])))
+            layout = heap_layout(table)
+            if layout is None:
+                return None
+            heap, desc, shape, tile = layout
+            scale = np.asarray(table.data["ZSCALE"], np.float64)
+            zero = np.asarray(table.data["ZZERO"], np.float64)
         except (KeyError, ValueError, TypeError, OSError):
-            return None
-        if desc.shape[0] != (-(-shape[0] // tile[0])) * (-(-shape[1] // tile[1])) or (desc[:, 0] <= 0).any():
             return None
         return cls(fileobj, heap, desc, scale, zero, method, int(h.get("ZDITHER0", 1)), tile, shape,
                    int(vals.get("BLOCKSIZE", 32)), int(h.get("ZBLANK", NULL_VALUE)))
@@ -234,14 +245,18 @@ class RiceTiles:
             if buf.shape[0] != end - start:
                 raise ValueError(f"tiles {ks[a]}..{ks[b - 1]}: {buf.shape[0]} of their {end - start} bytes in the file (truncated)")
             self.bytes_read += end - start
-            tiles = np.empty((b - a, *self.tile), np.float32)
-            status = decode_tiles(buf, off[a:b] - start, nbytes[a:b], ks[a:b], self.grid[1], self.tile[0], self.tile[1],
-                                  self.shape[0], self.shape[1], self.block, self.method, self.dither0, self.scale, self.zero,
-                                  self.zblank, RANDOMS, _BITS, tiles)
-            if status != 0:
-                raise ValueError(f"tile {ks[a + (-1 - status)]}: its bytes end before its pixels (corrupt)")
+            tiles = self._decode(buf, off[a:b] - start, nbytes[a:b], ks[a:b])
             for i in range(b - a):
                 c = int(cols[a + i])
                 h, w = self.tile_size(r, c)
                 out[c] = tiles[i, :h, :w]
         return out
+
+    def _decode(self, buf: np.ndarray, rel: np.ndarray, nbytes: np.ndarray, ks: np.ndarray) -> np.ndarray:
+        """float32 [n, th, tw] pixels of tiles ``ks`` whose bytes are ``buf[rel[i] : rel[i] + nbytes[i]]``."""
+        tiles = np.empty((len(ks), *self.tile), np.float32)
+        status = decode_tiles(buf, rel, nbytes, ks, self.grid[1], self.tile[0], self.tile[1], self.shape[0], self.shape[1],
+                              self.block, self.method, self.dither0, self.scale, self.zero, self.zblank, RANDOMS, _BITS, tiles)
+        if status != 0:
+            raise ValueError(f"tile {ks[-1 - status]}: its bytes end before its pixels (corrupt)")
+        return tiles
