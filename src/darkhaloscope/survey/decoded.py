@@ -201,9 +201,8 @@ class DecodedImage:
         rice = None if whole else self.rice  # one astropy call decodes a whole file fastest
         if rice is not None:
             try:
-                for r in range(t0, t1):  # only the tiles not decoded yet, one read per tile row
-                    for c, tile in rice.decode_row(r, np.flatnonzero(~self.have[r, s0:s1]) + s0).items():
-                        self.tiles[(r, c)] = tile
+                rows, cols = np.nonzero(~self.have[t0:t1, s0:s1])  # only the tiles not decoded yet, one read per tile row
+                self.tiles.update(rice.decode_many(rows + t0, cols + s0))
             except Exception as exc:  # a corrupt or truncated tile: name the file, as section() does
                 raise DataFileError(f"corrupt file {self.path}: cannot decompress tiles [{t0}:{t1}, {s0}:{s1}]: {type(exc).__name__}: {exc}",
                                     path=self.path) from None

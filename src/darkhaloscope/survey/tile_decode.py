@@ -227,29 +227,39 @@ class RiceTiles:
                 out[r * th : r * th + h, c * tw : c * tw + w] = tile
 
     def decode_row(self, r: int, cols: np.ndarray) -> dict[int, np.ndarray]:
-        """{column: float32 [h, w] tile} of tile columns ``cols`` (ascending) of tile row ``r``. Their
-        bytes are read in one request when they lie back to back in the heap (cfitsio writes tiles in
-        order). Tiles are kept compact (a tile written into a full-size image would touch ~100 fresh
-        pages, each a page fault: that cost more than the decoding)."""
-        out: dict[int, np.ndarray] = {}
-        if len(cols) == 0:
-            return out
+        """{column: [h, w] tile} of tile columns ``cols`` (ascending) of tile row ``r``."""
         cols = np.asarray(cols, np.int64)
-        ks = r * self.grid[1] + cols
+        return {c: t for (_, c), t in self.decode_many(np.full(len(cols), r, np.int64), cols).items()}
+
+    def decode_many(self, rows: np.ndarray, cols: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
+        """{(row, column): [h, w] tile} of the tiles (``rows[i]``, ``cols[i]``), given in row-major
+        order. Each run of tiles lying back to back in the heap (cfitsio writes tiles in order: a
+        tile row's tiles) is one read; all tiles are decoded in one compiled call. Tiles are kept
+        compact (a tile written into a full-size image would touch ~100 fresh pages, each a page
+        fault: that cost more than the decoding)."""
+        if len(rows) == 0:
+            return {}
+        ks = np.asarray(rows, np.int64) * self.grid[1] + np.asarray(cols, np.int64)
         nbytes, off = self.desc[ks, 0], self.desc[ks, 1]
-        runs = np.flatnonzero(off[1:] != off[:-1] + nbytes[:-1]) + 1  # starts of non-contiguous runs
-        for a, b in zip(np.r_[0, runs], np.r_[runs, len(ks)], strict=True):
+        breaks = (np.flatnonzero(off[1:] != off[:-1] + nbytes[:-1]) + 1).tolist()  # starts of non-contiguous runs
+        rel = np.empty(len(ks), np.int64)
+        parts, pos = [], 0
+        for a, b in zip([0, *breaks], [*breaks, len(ks)], strict=True):
             start, end = int(off[a]), int(off[b - 1] + nbytes[b - 1])
             self.fileobj.seek(self.heap_start + start)
-            buf = np.frombuffer(self.fileobj.read(end - start), np.uint8)
-            if buf.shape[0] != end - start:
-                raise ValueError(f"tiles {ks[a]}..{ks[b - 1]}: {buf.shape[0]} of their {end - start} bytes in the file (truncated)")
-            self.bytes_read += end - start
-            tiles = self._decode(buf, off[a:b] - start, nbytes[a:b], ks[a:b])
-            for i in range(b - a):
-                c = int(cols[a + i])
-                h, w = self.tile_size(r, c)
-                out[c] = tiles[i, :h, :w]
+            data = self.fileobj.read(end - start)
+            if len(data) != end - start:
+                raise ValueError(f"tiles {ks[a]}..{ks[b - 1]}: {len(data)} of their {end - start} bytes in the file (truncated)")
+            parts.append(data)
+            rel[a:b] = off[a:b] - start + pos
+            pos += end - start
+        self.bytes_read += pos
+        buf = np.frombuffer(parts[0] if len(parts) == 1 else b"".join(parts), np.uint8)
+        tiles = self._decode(buf, rel, nbytes, ks)
+        out = {}
+        for i, (r, c) in enumerate(zip(np.asarray(rows).tolist(), np.asarray(cols).tolist(), strict=True)):
+            h, w = self.tile_size(r, c)
+            out[(r, c)] = tiles[i, :h, :w]
         return out
 
     def _decode(self, buf: np.ndarray, rel: np.ndarray, nbytes: np.ndarray, ks: np.ndarray) -> np.ndarray:
