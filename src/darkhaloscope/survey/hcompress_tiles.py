@@ -27,6 +27,8 @@ DTYPES = {16: np.int16, 32: np.int32}  # ZBITPIX -> pixel type (the codec return
 class HcompressTiles(RiceTiles):
     """Direct decoder of one HCOMPRESS_1 int16/int32 image's tiles, or None via :meth:`of`."""
 
+    PARTIAL = False  # the H-transform needs the whole tile: tiles are always decoded whole
+
     @classmethod
     def of(cls, hdu, fileobj) -> HcompressTiles | None:
         """The decoder of a CompImageHDU, or None when astropy must decode it (see module doc)."""
@@ -51,7 +53,7 @@ class HcompressTiles(RiceTiles):
         out.hscale, out.smooth, out.dtype = hscale, smooth, DTYPES[int(h["ZBITPIX"])]
         return out
 
-    def _decode(self, buf: np.ndarray, rel: np.ndarray, nbytes: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    def _decode(self, buf: np.ndarray, rel: np.ndarray, nbytes: np.ndarray, ks: np.ndarray, nrows: np.ndarray) -> np.ndarray:
         """int16/int32 [n, th, tw] pixels of tiles ``ks`` whose bytes are ``buf[rel[i] : rel[i] + nbytes[i]]``."""
         from astropy.io.fits.hdu.compressed._codecs import HCompress1
 

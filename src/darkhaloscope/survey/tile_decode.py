@@ -31,8 +31,10 @@ _BITS = np.array([int(b).bit_length() for b in range(256)], np.int64)  # cfitsio
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def rice_decode(buf, n, block, out, bits_table):
-    """Decode ``n`` 32-bit integers of one RICE_1 tile (``buf`` uint8) into ``out`` int64 [n].
-    Returns 0, or -1 when the bytes run out before the pixels do (a corrupt tile: never reads past ``buf``)."""
+    """Decode the first ``n`` 32-bit integers of one RICE_1 tile (``buf`` uint8) into ``out`` int64 [n].
+    Returns 0, or -1 when the bytes run out before the pixels do or a block's split code is
+    impossible (a corrupt tile: never reads past ``buf``). Stopping early (``n`` below the tile's
+    pixels) detects only corruption in the bytes it reads."""
     fsbits, fsmax, bbits = 5, 25, 32
     nbuf = buf.shape[0]
     if nbuf < 5:
@@ -53,6 +55,8 @@ def rice_decode(buf, n, block, out, bits_table):
             c += 1
             nbits += 8
         fs = (b >> nbits) - 1
+        if fs > fsmax:  # 5-bit codes 27..31 never occur in a valid stream: corrupt (caught even when decoding stops early)
+            return -1
         b &= (np.int64(1) << nbits) - 1
         imax = min(i + block, n)
         if fs < 0:  # low entropy: every difference is zero
@@ -137,16 +141,17 @@ def dequantize_tile(ints, k, method, dither0, scale, zero, zblank, randoms, out)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def decode_tiles(buf, rel, nbytes, ks, grid1, th, tw, ny, nx, block, method, dither0, scale, zero, zblank, randoms, bits_table, out):
-    """Decode the tiles ``ks`` whose bytes are ``buf[rel[i] : rel[i] + nbytes[i]]`` into ``out[i]``
-    (float32 [n, th, tw]; a short edge tile fills its top-left h x w). Returns -1 - i for the
-    first tile whose bytes are corrupt, else 0."""
+def decode_tiles(buf, rel, nbytes, ks, nrows, grid1, th, tw, ny, nx, block, method, dither0, scale, zero, zblank, randoms, bits_table, out):
+    """Decode the first ``nrows[i]`` rows of the tiles ``ks`` whose bytes are ``buf[rel[i] : rel[i] +
+    nbytes[i]]`` into ``out[i]`` (float32 [n, th, tw]; a short edge tile fills its top-left h x w).
+    RICE is sequential, so a tile is decoded only down to the last row asked for. Returns -1 - i
+    for the first tile whose bytes are corrupt, else 0."""
     ints = np.empty(th * tw, np.int64)
     px = np.empty(th * tw, np.float32)
     for i in range(ks.shape[0]):
         k = ks[i]
         ty, tx = k // grid1, k % grid1
-        h, w = min(th, ny - ty * th), min(tw, nx - tx * tw)
+        h, w = min(th, ny - ty * th, nrows[i]), min(tw, nx - tx * tw)
         if rice_decode(buf[rel[i] : rel[i] + nbytes[i]], h * w, block, ints, bits_table) != 0:
             return -1 - i
         dequantize_tile(ints[: h * w], k, method, dither0, scale[k], zero[k], zblank, randoms, px)
@@ -172,6 +177,8 @@ def heap_layout(table) -> tuple[int, np.ndarray, tuple[int, int], tuple[int, int
 
 class RiceTiles:
     """Direct decoder of one RICE_1 float image's tiles (see module doc), or None via :meth:`of`."""
+
+    PARTIAL = True  # a tile can be decoded down to a given row only (sequential codec)
 
     def __init__(self, fileobj, heap_start: int, desc: np.ndarray, scale: np.ndarray, zero: np.ndarray,
                  method: int, dither0: int, tile: tuple[int, int], shape: tuple[int, int], block: int, zblank: int) -> None:
@@ -231,15 +238,18 @@ class RiceTiles:
         cols = np.asarray(cols, np.int64)
         return {c: t for (_, c), t in self.decode_many(np.full(len(cols), r, np.int64), cols).items()}
 
-    def decode_many(self, rows: np.ndarray, cols: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
+    def decode_many(self, rows: np.ndarray, cols: np.ndarray, nrows: np.ndarray | None = None) -> dict[tuple[int, int], np.ndarray]:
         """{(row, column): [h, w] tile} of the tiles (``rows[i]``, ``cols[i]``), given in row-major
-        order. Each run of tiles lying back to back in the heap (cfitsio writes tiles in order: a
+        order; with ``nrows``, only the first ``nrows[i]`` pixel rows of each tile when the codec
+        allows it (:attr:`PARTIAL`; the tile returned then has that many rows). Each run of tiles lying back to back in the heap (cfitsio writes tiles in order: a
         tile row's tiles) is one read; all tiles are decoded in one compiled call. Tiles are kept
         compact (a tile written into a full-size image would touch ~100 fresh pages, each a page
         fault: that cost more than the decoding)."""
         if len(rows) == 0:
             return {}
         ks = np.asarray(rows, np.int64) * self.grid[1] + np.asarray(cols, np.int64)
+        full = np.minimum(self.tile[0], self.shape[0] - np.asarray(rows, np.int64) * self.tile[0])
+        nrows = full if nrows is None or not self.PARTIAL else np.minimum(full, np.asarray(nrows, np.int64))
         nbytes, off = self.desc[ks, 0], self.desc[ks, 1]
         breaks = (np.flatnonzero(off[1:] != off[:-1] + nbytes[:-1]) + 1).tolist()  # starts of non-contiguous runs
         rel = np.empty(len(ks), np.int64)
@@ -255,17 +265,16 @@ class RiceTiles:
             pos += end - start
         self.bytes_read += pos
         buf = np.frombuffer(parts[0] if len(parts) == 1 else b"".join(parts), np.uint8)
-        tiles = self._decode(buf, rel, nbytes, ks)
+        tiles = self._decode(buf, rel, nbytes, ks, nrows)
         out = {}
-        for i, (r, c) in enumerate(zip(np.asarray(rows).tolist(), np.asarray(cols).tolist(), strict=True)):
-            h, w = self.tile_size(r, c)
-            out[(r, c)] = tiles[i, :h, :w]
+        for i, (r, c, h) in enumerate(zip(np.asarray(rows).tolist(), np.asarray(cols).tolist(), nrows.tolist(), strict=True)):
+            out[(r, c)] = tiles[i, :h, : self.tile_size(r, c)[1]]
         return out
 
-    def _decode(self, buf: np.ndarray, rel: np.ndarray, nbytes: np.ndarray, ks: np.ndarray) -> np.ndarray:
-        """float32 [n, th, tw] pixels of tiles ``ks`` whose bytes are ``buf[rel[i] : rel[i] + nbytes[i]]``."""
+    def _decode(self, buf: np.ndarray, rel: np.ndarray, nbytes: np.ndarray, ks: np.ndarray, nrows: np.ndarray) -> np.ndarray:
+        """float32 [n, th, tw] pixels (first ``nrows[i]`` rows) of tiles ``ks`` whose bytes are ``buf[rel[i] : rel[i] + nbytes[i]]``."""
         tiles = np.empty((len(ks), *self.tile), np.float32)
-        status = decode_tiles(buf, rel, nbytes, ks, self.grid[1], self.tile[0], self.tile[1], self.shape[0], self.shape[1],
+        status = decode_tiles(buf, rel, nbytes, ks, nrows, self.grid[1], self.tile[0], self.tile[1], self.shape[0], self.shape[1],
                               self.block, self.method, self.dither0, self.scale, self.zero, self.zblank, RANDOMS, _BITS, tiles)
         if status != 0:
             raise ValueError(f"tile {ks[-1 - status]}: its bytes end before its pixels (corrupt)")
