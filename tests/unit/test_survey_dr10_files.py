@@ -243,3 +243,29 @@ def test_direct_hcompress_decoder_is_bit_exact_and_names_a_corrupt_tile(dr10_bri
         assert isinstance(d.rice, HcompressTiles)
         with pytest.raises(DataFileError, match="bad.fits.fz"):
             d.read(0, 10, 0, 10)
+
+
+def test_light_open_gives_astropys_wcs_and_tile_table(dr10_brick, shared_data):
+    """survey/tile_table.py (raw header blocks + TFORM record dtype) against astropy's CompImageHDU."""
+    import warnings
+
+    from astropy.wcs import WCS
+
+    from darkhaloscope.survey.tile_table import LightCompHDU, read_tile_table
+
+    root, _ = dr10_brick
+    paths = [root / coadd_relpath(NAME, k, None if k == "maskbits" else "g") for k in ("image", "invvar", "maskbits", "psfsize")]
+    paths.append(shared_data / "desitarget_dr6_coadd_brick/coadd/095/0959p805/legacysurvey-0959p805-image-g.fits.fz")
+    xy = np.random.default_rng(5).uniform(0, 300, (40, 2))
+    for path in paths:
+        with open(path, "rb") as f, fits.open(path) as h, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            light = LightCompHDU(read_tile_table(f), None)
+            ref = h[1]
+            assert light.shape == ref.shape and tuple(light.tile_shape) == tuple(ref.tile_shape), path
+            for name in ref._bintable.columns.names:
+                assert np.array_equal(np.asarray(light._bintable.data[name.upper()]), np.asarray(ref._bintable.data[name])), (path, name)
+            assert light._bintable._data_offset == ref._bintable._data_offset, path
+            w, wref = WCS(light.wcs_header), WCS(ref.header)
+            assert w.to_header_string() == wref.to_header_string(), path
+            assert np.array_equal(w.all_pix2world(xy, 0), wref.all_pix2world(xy, 0)), path

@@ -119,10 +119,14 @@ class OpenBrick:
             except Missing as m:
                 first_missing = first_missing or m
                 continue
+            self.shape = tuple(int(n) for n in of.hdu.shape)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self._wcs = WCS(of.hdu.header)
-            self.shape = tuple(int(n) for n in of.hdu.shape)
+                if isinstance(of.hdu, LightCompHDU):  # no astropy HDU opened for it (~30 ms per brick)
+                    self._wcs = WCS(of.hdu.wcs_header)
+                    self._wcs.pixel_shape = (self.shape[1], self.shape[0])
+                else:
+                    self._wcs = WCS(of.hdu.header)
             return self._wcs, self.shape
         raise first_missing
 

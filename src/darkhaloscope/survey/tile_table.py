@@ -122,6 +122,14 @@ class LightCompHDU:
         return self._hdu
 
     @property
+    def wcs_header(self):
+        """Header to build the WCS from without opening astropy's HDU: the table header, whose WCS
+        keywords are the image's as written (astropy's image header copies them; the table's own
+        structural keywords are not WCS keywords). The WCS's pixel_shape must be set from
+        :attr:`shape` (tested equal to the WCS of astropy's image header, DR10 and real DR6)."""
+        return self._bintable.header
+
+    @property
     def header(self):
         """The image header (astropy's conversion of the table header: WCS keywords as written)."""
         return self.astropy_hdu.header
