@@ -29,86 +29,80 @@ NULL_VALUE = -2147483647  # cfitsio's default ZBLANK for quantised floats
 _BITS = np.array([int(b).bit_length() for b in range(256)], np.int64)  # cfitsio nonzero_count
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _refill(buf, c, acc, nacc):
+    """Append whole bytes of ``buf`` from ``c`` to the bit window ``acc`` (``nacc`` valid low bits) up to 57+ bits."""
+    nbuf = buf.shape[0]
+    while nacc <= 56 and c < nbuf:
+        acc = (acc << np.uint64(8)) | np.uint64(buf[c])
+        c += 1
+        nacc += 8
+    return c, acc, nacc
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def rice_decode(buf, n, block, out, bits_table):
     """Decode the first ``n`` 32-bit integers of one RICE_1 tile (``buf`` uint8) into ``out`` int64 [n].
     Returns 0, or -1 when the bytes run out before the pixels do or a block's split code is
     impossible (a corrupt tile: never reads past ``buf``). Stopping early (``n`` below the tile's
-    pixels) detects only corruption in the bytes it reads."""
-    fsbits, fsmax, bbits = 5, 25, 32
-    nbuf = buf.shape[0]
-    if nbuf < 5:
+    pixels) detects only corruption in the bytes it reads.
+
+    The stream is cfitsio's (``ricecomp.c`` ``fits_rdecomp``); bits are read through a 64-bit window
+    refilled a byte at a time (one refill serves several pixels), the unary part's leading zeros
+    found a byte at a time with ``bits_table`` (cfitsio's ``nonzero_count``)."""
+    fsmax, bbits = 25, 32
+    if buf.shape[0] < 5:
         return -1
-    mask32 = np.int64(0xFFFFFFFF)
-    lastpix = (np.int64(buf[0]) << 24) | (np.int64(buf[1]) << 16) | (np.int64(buf[2]) << 8) | np.int64(buf[3])
-    c = 4
-    b = np.int64(buf[c])
-    c += 1
-    nbits = 8
+    mask32 = np.uint64(0xFFFFFFFF)
+    lastpix = (np.uint64(buf[0]) << np.uint64(24)) | (np.uint64(buf[1]) << np.uint64(16)) | (np.uint64(buf[2]) << np.uint64(8)) | np.uint64(buf[3])
+    c, acc, nacc = 4, np.uint64(0), 0  # next byte; bit window (valid bits: the low nacc, read from the top)
     i = 0
     while i < n:
-        nbits -= fsbits
-        while nbits < 0:
-            if c >= nbuf:
-                return -1
-            b = (b << 8) | np.int64(buf[c])
-            c += 1
-            nbits += 8
-        fs = (b >> nbits) - 1
+        c, acc, nacc = _refill(buf, c, acc, nacc)
+        if nacc < 5:
+            return -1
+        nacc -= 5
+        fs = np.int64((acc >> np.uint64(nacc)) & np.uint64(31)) - 1
         if fs > fsmax:  # 5-bit codes 27..31 never occur in a valid stream: corrupt (caught even when decoding stops early)
             return -1
-        b &= (np.int64(1) << nbits) - 1
         imax = min(i + block, n)
         if fs < 0:  # low entropy: every difference is zero
             for j in range(i, imax):
-                out[j] = lastpix
-        elif fs == fsmax:  # high entropy: differences stored raw, bbits each
-            for j in range(i, imax):
-                k = bbits - nbits
-                diff = (b << k) & mask32
-                k -= 8
-                while k >= 0:
-                    if c >= nbuf:
+                out[j] = np.int64(lastpix)
+            i = imax
+            continue
+        for j in range(i, imax):
+            c, acc, nacc = _refill(buf, c, acc, nacc)
+            if fs == fsmax:  # high entropy: differences stored raw, bbits each
+                if nacc < bbits:
+                    return -1
+                nacc -= bbits
+                diff = (acc >> np.uint64(nacc)) & mask32
+            else:  # unary high part (zeros then a one), then fs low bits
+                nzero = 0
+                while True:
+                    if nacc == 0:
+                        c, acc, nacc = _refill(buf, c, acc, nacc)
+                        if nacc == 0:
+                            return -1
+                    k = min(8, nacc)
+                    top = np.int64((acc >> np.uint64(nacc - k)) & np.uint64((1 << k) - 1)) << (8 - k)
+                    if top != 0:
+                        z = 8 - bits_table[top]
+                        nzero += z
+                        nacc -= z + 1
+                        break
+                    nzero += k
+                    nacc -= k
+                if nacc < fs:
+                    c, acc, nacc = _refill(buf, c, acc, nacc)
+                    if nacc < fs:
                         return -1
-                    b = np.int64(buf[c])
-                    c += 1
-                    diff |= b << k
-                    k -= 8
-                if nbits > 0:
-                    if c >= nbuf:
-                        return -1
-                    b = np.int64(buf[c])
-                    c += 1
-                    diff |= b >> (-k)
-                    b &= (np.int64(1) << nbits) - 1
-                else:
-                    b = np.int64(0)
-                diff = (diff >> 1) if (diff & 1) == 0 else (mask32 ^ (diff >> 1))
-                lastpix = (diff + lastpix) & mask32
-                out[j] = lastpix
-        else:  # unary high part, fs low bits
-            for j in range(i, imax):
-                while b == 0:
-                    if c >= nbuf:
-                        return -1
-                    nbits += 8
-                    b = np.int64(buf[c])
-                    c += 1
-                nzero = nbits - bits_table[b]
-                nbits -= nzero + 1
-                b ^= np.int64(1) << nbits
-                nbits -= fs
-                while nbits < 0:
-                    if c >= nbuf:
-                        return -1
-                    b = (b << 8) | np.int64(buf[c])
-                    c += 1
-                    nbits += 8
-                diff = (nzero << fs) | (b >> nbits)
-                b &= (np.int64(1) << nbits) - 1
-                diff = (diff >> 1) if (diff & 1) == 0 else (mask32 ^ (diff >> 1))
-                lastpix = (diff + lastpix) & mask32
-                out[j] = lastpix
+                nacc -= fs
+                diff = (np.uint64(nzero) << np.uint64(fs)) | ((acc >> np.uint64(nacc)) & ((np.uint64(1) << np.uint64(fs)) - np.uint64(1)))
+            diff = (diff >> np.uint64(1)) if (diff & np.uint64(1)) == 0 else (mask32 ^ (diff >> np.uint64(1)))  # zigzag
+            lastpix = (diff + lastpix) & mask32
+            out[j] = np.int64(lastpix)
         i = imax
     for j in range(n):  # unsigned 32-bit -> signed
         if out[j] >= 2147483648:
