@@ -81,11 +81,13 @@ def read_tile_table(f) -> SimpleNamespace | None:
     buf = f.read(FIRST_READ_BLOCKS * BLOCK)
     buf, start = _read_header(f, buf, 0)
     primary = fits.Header.fromstring(buf[:start])
-    if int(primary.get("NAXIS", 0)) != 0 or primary.get("EXTEND") is False:
+    # FITS 4.0 section 4.4.1: SIMPLE = T first, BITPIX, NAXIS; a damaged start goes to astropy, which names it
+    if not buf.startswith(b"SIMPLE  =") or primary.get("SIMPLE") is not True or int(primary.get("NAXIS", 0)) != 0:
         return None
     buf, data_offset = _read_header(f, buf, start)
     h = fits.Header.fromstring(buf[start:data_offset])
-    if h.get("XTENSION") != "BINTABLE" or h.get("ZIMAGE") is not True or int(h.get("ZNAXIS", 0)) != 2:
+    if (not buf[start:].startswith(b"XTENSION=") or h.get("XTENSION") != "BINTABLE" or h.get("ZIMAGE") is not True
+            or int(h.get("ZNAXIS", 0)) != 2 or int(h.get("GCOUNT", 1)) != 1):
         return None
     row, nrows, pcount = int(h["NAXIS1"]), int(h["NAXIS2"]), int(h.get("PCOUNT", 0))
     dtype = _dtype(h, int(h["TFIELDS"]))
