@@ -9,10 +9,13 @@ inside its brick (DR10 bricks overlap by ~82 px per side, so real stamps never s
 
 Figures (CPU time of this process; the machine is shared, ``uptime`` load is recorded):
   dr10_stamps_per_brick                tasks per brick (DR10: ~37)
-  dr10_cutout_ms_per_stamp             BrickReader (astropy sections of the tiles a stamp needs,
-                                       decoded-tile cache, ``expect`` hint as generate gives), all
-                                       seven files of a grz stamp; first stamp of each brick (opens)
-                                       included; process warm
+  dr10_cutout_ms_per_stamp             BrickReader (files opened from their raw header and tile
+                                       table, survey/tile_table.py; the tiles a stamp needs read
+                                       from the heap and decoded directly: RICE image/invvar by
+                                       survey/tile_decode.py down to the stamp's last row, HCOMPRESS
+                                       maskbits by survey/hcompress_tiles.py; decoded-tile cache,
+                                       ``expect`` hint as generate gives), all seven files of a grz
+                                       stamp; first stamp of each brick (opens) included; process warm
   dr10_cutout_fitsio_ms_per_stamp      the same stamps through fitsio image slices (cfitsio reads
                                        and decodes only the tiles touched), side by side
   dr10_end_to_end_core_ms_per_stamp    cutout + inject + finish_row (encode) + Parquet write (gzip as

@@ -109,9 +109,11 @@ def test_reader_equals_astropy_full_decode(dr10_brick, mode, monkeypatch):
         _, full = _header(root, kind, band or "g")
         for y0, x0 in [(0, 0), (37, 261), (186, 266), (120, 95)]:
             got = d.read(y0, y0 + 64, x0, x0 + 64)
+            if (y0, x0) == (0, 0) and mode == "tiles" and kind in ("image", "invvar"):  # RICE: tile row 0 decoded to row 64 only
+                assert d.rows_done[0, 0] == 64 and not d.have[0, 0], kind
             assert got.dtype == full.dtype and np.array_equal(got.view(np.uint8), full[y0 : y0 + 64, x0 : x0 + 64].view(np.uint8)), (kind, y0, x0)
         assert d.have.all() == (mode == "whole")
-        if kind in ("image", "invvar") and mode == "tiles":  # decoded by the compiled RICE path, not astropy
+        if kind in ("image", "invvar", "maskbits", "nexp") and mode == "tiles":  # decoded by the direct tile paths, not astropy sections
             assert d.rice is not None and d.rice.bytes_read > 0 and d.calls == 0
 
 
@@ -200,3 +202,70 @@ def test_direct_rice_decoder_is_bit_exact_and_names_a_corrupt_tile(dr10_brick, s
         d = DecodedImage(h[1], str(bad), 0, fileobj=f)
         with pytest.raises(DataFileError, match="bad.fits.fz"):
             d.read(0, 10, 0, 10)
+
+
+def test_direct_hcompress_decoder_is_bit_exact_and_names_a_corrupt_tile(dr10_brick, shared_data, tmp_path):
+    """survey/hcompress_tiles.py against astropy's full decode: DR10 int32 maskbits, the real DR6 int16 nexp."""
+    from darkhaloscope.errors import DataFileError
+    from darkhaloscope.survey.decoded import DecodedImage
+    from darkhaloscope.survey.hcompress_tiles import HcompressTiles
+    from darkhaloscope.survey.tile_decode import RiceTiles
+
+    root, _ = dr10_brick
+    files = [root / coadd_relpath(NAME, "maskbits", None),  # the fixture's nexp is constant: DR6's real one instead
+             shared_data / "desitarget_dr6_coadd_brick/coadd/095/0959p805/legacysurvey-0959p805-nexp-z.fits.fz"]
+    noisy = np.random.default_rng(3).integers(0, 2**17, (250, 330)).astype(np.int32)  # every bit to SUB_BLOB, no smooth areas
+    fits.CompImageHDU(noisy, compression_type="HCOMPRESS_1", tile_shape=(100, 100)).writeto(tmp_path / "noisy.fits.fz")
+    files.append(tmp_path / "noisy.fits.fz")
+    for path in files:
+        full = fits.getdata(path)
+        assert np.unique(full).size > 1, path  # a reference with structure, so a wrong decode shows
+        with open(path, "rb") as f, fits.open(f, memmap=False, lazy_load_hdus=True) as h:
+            ht = HcompressTiles.of(h[1], f)
+            assert ht is not None, path
+            out = np.full(ht.shape, -1, full.dtype)
+            ht.decode_into(out, 0, ht.grid[0], 0, ht.grid[1])
+            assert out.dtype == full.dtype and np.array_equal(out, full), path
+            sub = np.full(ht.shape, -1, full.dtype)  # a box of tiles not at the origin (edge tiles included)
+            ht.decode_into(sub, 1, ht.grid[0], 1, ht.grid[1])
+            t0, t1 = ht.tile
+            assert np.array_equal(sub[t0:, t1:], full[t0:, t1:]), path
+            assert RiceTiles.of(h[1], f) is None  # each decoder takes only its own files
+    bad = tmp_path / "bad.fits.fz"
+    raw = bytearray(files[0].read_bytes())
+    with fits.open(files[0]) as h:
+        t = h[1]._bintable
+        start = t._data_offset + t.header["NAXIS1"] * t.header["NAXIS2"]
+    raw[start : start + 16] = b"\x00" * 16  # the first tile's magic code and sizes: not an HCOMPRESS stream
+    bad.write_bytes(bytes(raw))
+    with open(bad, "rb") as f, fits.open(f, memmap=False, lazy_load_hdus=True) as h:
+        d = DecodedImage(h[1], str(bad), 0, fileobj=f)
+        assert isinstance(d.rice, HcompressTiles)
+        with pytest.raises(DataFileError, match="bad.fits.fz"):
+            d.read(0, 10, 0, 10)
+
+
+def test_light_open_gives_astropys_wcs_and_tile_table(dr10_brick, shared_data):
+    """survey/tile_table.py (raw header blocks + TFORM record dtype) against astropy's CompImageHDU."""
+    import warnings
+
+    from astropy.wcs import WCS
+
+    from darkhaloscope.survey.tile_table import LightCompHDU, read_tile_table
+
+    root, _ = dr10_brick
+    paths = [root / coadd_relpath(NAME, k, None if k == "maskbits" else "g") for k in ("image", "invvar", "maskbits", "psfsize")]
+    paths.append(shared_data / "desitarget_dr6_coadd_brick/coadd/095/0959p805/legacysurvey-0959p805-image-g.fits.fz")
+    xy = np.random.default_rng(5).uniform(0, 300, (40, 2))
+    for path in paths:
+        with open(path, "rb") as f, fits.open(path) as h, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            light = LightCompHDU(read_tile_table(f), None)
+            ref = h[1]
+            assert light.shape == ref.shape and tuple(light.tile_shape) == tuple(ref.tile_shape), path
+            for name in ref._bintable.columns.names:
+                assert np.array_equal(np.asarray(light._bintable.data[name.upper()]), np.asarray(ref._bintable.data[name])), (path, name)
+            assert light._bintable._data_offset == ref._bintable._data_offset, path
+            w, wref = WCS(light.wcs_header), WCS(ref.header)
+            assert w.to_header_string() == wref.to_header_string(), path
+            assert np.array_equal(w.all_pix2world(xy, 0), wref.all_pix2world(xy, 0)), path

@@ -17,8 +17,9 @@ decoded tiles) and fills it one of two ways, chosen per file:
 
 Both paths go through ``.section`` on whole tiles, so pixels are bit-identical to a direct
 ``.section`` of the stamp box (tiles are decoded and dequantised independently). RICE_1 float
-files (DR10 image and invvar) read tile by tile skip astropy: their missing tiles are decoded by
-:mod:`.tile_decode` (one read per tile row, bit-identical, tested) and kept as compact tiles. Images that are
+files (DR10 image and invvar) and HCOMPRESS_1 int32 files (DR10 maskbits) read tile by tile skip
+astropy's sections: their missing tiles are decoded by :mod:`.tile_decode` / :mod:`.hcompress_tiles`
+(one read per run of adjacent tiles, bit-identical, tested) and kept as compact tiles. Images that are
 not tile-compressed are read with ``.section`` directly (astropy reads only the rows needed).
 
 Units: pixels; sizes in bytes.
@@ -33,6 +34,7 @@ import numpy as np
 
 from ..dataset.fits_quant import METHODS, FileQuant
 from ..errors import DataFileError
+from .hcompress_tiles import HcompressTiles
 from .tile_decode import RiceTiles
 
 # Decoding costs with astropy 8.0 (CPU ms; `benchmarks/bench_survey.py`: section_call_ms,
@@ -105,7 +107,8 @@ class DecodedImage:
         self.compressed = tile is not None and len(self.shape) == 2
         self.tile = tuple(max(1, int(t)) for t in tile) if self.compressed else self.shape
         self.grid = tuple(-(-n // t) for n, t in zip(self.shape, self.tile, strict=True))
-        self.have = np.zeros(self.grid, bool)
+        self.have = np.zeros(self.grid, bool)  # tiles decoded whole
+        self.rows_done = np.zeros(self.grid, np.int64)  # rows held of tiles decoded only down to a stamp's last row
         self._len = [self._lengths(axis) for axis in (0, 1)]
         self.decoded_pixels = 0  # pixels decoded and held
         self.data: np.ndarray | None = None  # full-size image (astropy paths)
@@ -125,7 +128,7 @@ class DecodedImage:
     @property
     def nbytes(self) -> int:
         """Bytes of decoded pixels held (pages of the full-size array never written cost nothing)."""
-        itemsize = self.data.itemsize if self.data is not None else 4 if self.tiles else 0
+        itemsize = self.data.itemsize if self.data is not None else next(iter(self.tiles.values())).itemsize if self.tiles else 0
         return self.decoded_pixels * itemsize
 
     @property
@@ -141,6 +144,7 @@ class DecodedImage:
         self.data = None
         self.tiles = {}
         self.have[:] = False
+        self.rows_done[:] = 0
         self.decoded_pixels = 0
 
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
@@ -150,15 +154,19 @@ class DecodedImage:
             return section(self.hdu, self.path, y0, y1, x0, x1)
         ty, tx = self.tile
         t0, t1, s0, s1 = y0 // ty, (y1 - 1) // ty + 1, x0 // tx, (x1 - 1) // tx + 1
-        have = self.have[t0:t1, s0:s1]
-        if not have.all():
+        miss = ~self.have[t0:t1, s0:s1]
+        last = y1 - (t1 - 1) * ty  # rows the box needs of its last tile row (RICE tiles are decoded down to it)
+        if miss.any():
+            miss[-1] &= self.rows_done[t1 - 1, s0:s1] < last
+        if miss.any():
             if self.whole is None:
                 self.whole = prefer_whole(self.shape, self.tile, max(y1 - y0, x1 - x0), self.expected)
             rest_ms = whole_ms(self.shape[0] * self.shape[1] - self.decoded_pixels)
             if self.whole or self.calls * SECTION_CALL_MS >= rest_ms:
                 self._fill(0, self.grid[0], 0, self.grid[1])
+            elif self.rice is not None:
+                self._decode_tiles(t0, s0, miss, last)
             else:  # bounding box of the missing tiles only
-                miss = ~have
                 rows, cols = np.flatnonzero(miss.any(axis=1)), np.flatnonzero(miss.any(axis=0))
                 self._fill(t0 + rows[0], t0 + rows[-1] + 1, s0 + cols[0], s0 + cols[-1] + 1)
         if self.data is not None and not self.tiles:
@@ -168,7 +176,8 @@ class DecodedImage:
     def _assemble(self, y0: int, y1: int, x0: int, x1: int, t0: int, t1: int, s0: int, s1: int) -> np.ndarray:
         """Pixels [y0:y1, x0:x1] copied from the compact tiles (and the full-size array, if any)."""
         ty, tx = self.tile
-        out = np.empty((y1 - y0, x1 - x0), np.float32 if self.data is None else self.data.dtype)
+        dtype = self.data.dtype if self.data is not None else next(iter(self.tiles.values())).dtype
+        out = np.empty((y1 - y0, x1 - x0), dtype)
         for r in range(t0, t1):
             for c in range(s0, s1):
                 a0, a1 = max(y0, r * ty), min(y1, (r + 1) * ty)
@@ -182,36 +191,54 @@ class DecodedImage:
 
     @property
     def rice(self) -> RiceTiles | None:
-        """The direct RICE_1 tile decoder of this file, or None (astropy decodes it)."""
+        """The direct tile decoder of this file (RICE_1 floats: :mod:`.tile_decode`; HCOMPRESS_1 int32:
+        :mod:`.hcompress_tiles`), or None (astropy decodes it)."""
         if self._rice is False:
-            self._rice = RiceTiles.of(self.hdu, self.fileobj) if self.compressed and self.fileobj is not None else None
+            self._rice = None
+            if self.compressed and self.fileobj is not None:
+                self._rice = RiceTiles.of(self.hdu, self.fileobj) or HcompressTiles.of(self.hdu, self.fileobj)
         return self._rice
 
+    def _decode_tiles(self, t0: int, s0: int, miss: np.ndarray, last: int) -> None:
+        """Decode the tiles ``miss`` (bool [tile rows, tile columns] from tile (t0, s0)) directly, those
+        of the last tile row only down to pixel row ``last`` of the tile, and keep them compact."""
+        rows, cols = np.nonzero(miss)
+        rows, cols = rows + t0, cols + s0
+        t_last = t0 + miss.shape[0] - 1
+        nrows = np.where(rows == t_last, last, self.tile[0])
+        try:
+            tiles = self.rice.decode_many(rows, cols, nrows)
+        except Exception as exc:  # a corrupt or truncated tile: name the file, as section() does
+            raise DataFileError(f"corrupt file {self.path}: cannot decompress tiles {sorted(zip(rows.tolist(), cols.tolist(), strict=True))}: "
+                                f"{type(exc).__name__}: {exc}", path=self.path) from None
+        for (r, c), tile in tiles.items():
+            old = self.tiles.get((r, c))
+            self.decoded_pixels += tile.size - (old.size if old is not None else 0)
+            self.tiles[(r, c)] = tile
+            if tile.shape[0] == self._len[0][r]:
+                self.have[r, c] = True
+            else:
+                self.rows_done[r, c] = tile.shape[0]
+
     def _fill(self, t0: int, t1: int, s0: int, s1: int) -> None:
+        """Decode tiles [t0:t1, s0:s1] through one astropy ``.section`` into the full-size array."""
         ty, tx = self.tile
         py0, py1 = t0 * ty, min(t1 * ty, self.shape[0])
         px0, px1 = s0 * tx, min(s1 * tx, self.shape[1])
         whole = (t0, t1, s0, s1) == (0, self.grid[0], 0, self.grid[1])
-        rice = None if whole else self.rice  # one astropy call decodes a whole file fastest
-        if rice is not None:
-            try:
-                for r in range(t0, t1):  # only the tiles not decoded yet, one read per tile row
-                    for c, tile in rice.decode_row(r, np.flatnonzero(~self.have[r, s0:s1]) + s0).items():
-                        self.tiles[(r, c)] = tile
-            except Exception as exc:  # a corrupt or truncated tile: name the file, as section() does
-                raise DataFileError(f"corrupt file {self.path}: cannot decompress tiles [{t0}:{t1}, {s0}:{s1}]: {type(exc).__name__}: {exc}",
-                                    path=self.path) from None
+        block = section(self.hdu, self.path, py0, py1, px0, px1)
+        self.calls += 1
+        if self.data is None:
+            # np.empty: the OS commits pages only when written, so untouched rows cost no memory
+            self.data = np.empty(self.shape, block.dtype)
+        self.data[py0:py1, px0:px1] = block
+        if whole:  # the full-size array holds every pixel now
+            self.tiles = {}
+            self.rows_done[:] = 0
+            self.decoded_pixels = self.shape[0] * self.shape[1]
         else:
-            block = section(self.hdu, self.path, py0, py1, px0, px1)
-            self.calls += 1
-            if self.data is None:
-                # np.empty: the OS commits pages only when written, so untouched rows cost no memory
-                self.data = np.empty(self.shape, block.dtype)
-            self.data[py0:py1, px0:px1] = block
-            if whole:
-                self.tiles = {}  # the full-size array holds every pixel now
-        new = ~self.have[t0:t1, s0:s1]
-        self.decoded_pixels += int(self._len[0][t0:t1] @ new.astype(np.int64) @ self._len[1][s0:s1])
+            new = ~self.have[t0:t1, s0:s1]
+            self.decoded_pixels += int(self._len[0][t0:t1] @ new.astype(np.int64) @ self._len[1][s0:s1])
         self.have[t0:t1, s0:s1] = True
 
 

@@ -1,4 +1,5 @@
-"""One open DR10 brick: its coadd files' astropy HDUs (opened lazily through :mod:`.remote`),
+"""One open DR10 brick: its coadd files (opened lazily through :mod:`.remote`; tile-compressed
+images from their raw header and tile table, :mod:`.tile_table`, else astropy HDUs),
 its WCS, and each file's decoded pixels (:mod:`.decoded`). Used by :class:`.brick_reader.BrickReader`.
 
 Files are named as DR10 names them (``bricks.coadd_relpath``) under the reader's root (the region
@@ -17,6 +18,7 @@ from ..errors import DataFileError
 from . import remote
 from .bricks import coadd_relpath
 from .decoded import DecodedImage
+from .tile_table import LightCompHDU, read_tile_table
 
 # Read-ahead of a coadd file (bytes): none. astropy asks for exactly the header blocks, the
 # tile table and each tile's compressed bytes (a DR10 100 x 100 tile is ~8-11 KB), so each read
@@ -35,14 +37,15 @@ class Missing(Exception):
 @dataclass
 class _OpenFile:
     path: str
-    hdul: object
+    hdul: object  # astropy's HDUList, None until opened (light path: only for the WCS or a fallback)
     hdu: object
     fileobj: object
     decoded: DecodedImage | None = None
 
     def close(self) -> None:
         try:
-            self.hdul.close()
+            if self.hdul is not None:
+                self.hdul.close()
         finally:
             try:
                 self.fileobj.close()
@@ -82,7 +85,7 @@ class OpenBrick:
             raise Missing(url) from None
         except OSError as exc:
             raise DataFileError(f"cannot open {url}: {exc}", path=url) from None
-        of = _open_fits(url, f)
+        of = _open_light(url, f) or _open_fits(url, f)
         of.decoded = DecodedImage(of.hdu, url, self.expected, fileobj=of.fileobj)
         self.files[key] = of
         return of
@@ -116,10 +119,14 @@ class OpenBrick:
             except Missing as m:
                 first_missing = first_missing or m
                 continue
+            self.shape = tuple(int(n) for n in of.hdu.shape)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self._wcs = WCS(of.hdu.header)
-            self.shape = tuple(int(n) for n in of.hdu.shape)
+                if isinstance(of.hdu, LightCompHDU):  # no astropy HDU opened for it (~30 ms per brick)
+                    self._wcs = WCS(of.hdu.wcs_header)
+                    self._wcs.pixel_shape = (self.shape[1], self.shape[0])
+                else:
+                    self._wcs = WCS(of.hdu.header)
             return self._wcs, self.shape
         raise first_missing
 
@@ -129,7 +136,34 @@ class OpenBrick:
         self.files.clear()
 
 
-def _open_fits(url: str, f) -> _OpenFile:
+def _open_light(url: str, f) -> _OpenFile | None:
+    """Open a tile-compressed image from its raw header and tile table (:mod:`.tile_table`, no
+    astropy HDU until one is needed); None when that reader does not apply or the bytes are bad
+    (astropy then opens the file and names what is wrong). Checks the file is as long as its
+    headers say."""
+    try:
+        table = read_tile_table(f)
+        size = f.seek(0, 2)
+    except Exception:  # corrupt or unusual: astropy's open gives the precise error
+        table = None
+    if table is None:
+        return None
+    end = table._data_offset + table._data_size
+    if end > size:
+        f.close()
+        raise DataFileError(f"truncated file {url}: {size} bytes, its headers need {end}", path=url)
+    of = _OpenFile(url, None, None, f)
+
+    def open_astropy():
+        full = _open_fits(url, f, close_on_error=False)
+        of.hdul = full.hdul
+        return full.hdu
+
+    of.hdu = LightCompHDU(table, open_astropy)
+    return of
+
+
+def _open_fits(url: str, f, close_on_error: bool = True) -> _OpenFile:
     """Open a (tile-compressed) FITS image; checks the file is as long as its headers say."""
     from astropy.io import fits
 
@@ -149,9 +183,11 @@ def _open_fits(url: str, f) -> _OpenFile:
         if end > size:
             raise DataFileError(f"truncated file {url}: {size} bytes, its headers need {end}", path=url)
     except DataFileError:
-        f.close()
+        if close_on_error:
+            f.close()
         raise
     except Exception as exc:  # astropy raises OSError/ValueError/TypeError/KeyError on corrupt input
-        f.close()
+        if close_on_error:
+            f.close()
         raise DataFileError(f"corrupt file {url}: {type(exc).__name__}: {exc}", path=url) from None
     return _OpenFile(url, hdul, hdu, f)

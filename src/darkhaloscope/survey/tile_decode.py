@@ -29,82 +29,80 @@ NULL_VALUE = -2147483647  # cfitsio's default ZBLANK for quantised floats
 _BITS = np.array([int(b).bit_length() for b in range(256)], np.int64)  # cfitsio nonzero_count
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _refill(buf, c, acc, nacc):
+    """Append whole bytes of ``buf`` from ``c`` to the bit window ``acc`` (``nacc`` valid low bits) up to 57+ bits."""
+    nbuf = buf.shape[0]
+    while nacc <= 56 and c < nbuf:
+        acc = (acc << np.uint64(8)) | np.uint64(buf[c])
+        c += 1
+        nacc += 8
+    return c, acc, nacc
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def rice_decode(buf, n, block, out, bits_table):
-    """Decode ``n`` 32-bit integers of one RICE_1 tile (``buf`` uint8) into ``out`` int64 [n].
-    Returns 0, or -1 when the bytes run out before the pixels do (a corrupt tile: never reads past ``buf``)."""
-    fsbits, fsmax, bbits = 5, 25, 32
-    nbuf = buf.shape[0]
-    if nbuf < 5:
+    """Decode the first ``n`` 32-bit integers of one RICE_1 tile (``buf`` uint8) into ``out`` int64 [n].
+    Returns 0, or -1 when the bytes run out before the pixels do or a block's split code is
+    impossible (a corrupt tile: never reads past ``buf``). Stopping early (``n`` below the tile's
+    pixels) detects only corruption in the bytes it reads.
+
+    The stream is cfitsio's (``ricecomp.c`` ``fits_rdecomp``); bits are read through a 64-bit window
+    refilled a byte at a time (one refill serves several pixels), the unary part's leading zeros
+    found a byte at a time with ``bits_table`` (cfitsio's ``nonzero_count``)."""
+    fsmax, bbits = 25, 32
+    if buf.shape[0] < 5:
         return -1
-    mask32 = np.int64(0xFFFFFFFF)
-    lastpix = (np.int64(buf[0]) << 24) | (np.int64(buf[1]) << 16) | (np.int64(buf[2]) << 8) | np.int64(buf[3])
-    c = 4
-    b = np.int64(buf[c])
-    c += 1
-    nbits = 8
+    mask32 = np.uint64(0xFFFFFFFF)
+    lastpix = (np.uint64(buf[0]) << np.uint64(24)) | (np.uint64(buf[1]) << np.uint64(16)) | (np.uint64(buf[2]) << np.uint64(8)) | np.uint64(buf[3])
+    c, acc, nacc = 4, np.uint64(0), 0  # next byte; bit window (valid bits: the low nacc, read from the top)
     i = 0
     while i < n:
-        nbits -= fsbits
-        while nbits < 0:
-            if c >= nbuf:
-                return -1
-            b = (b << 8) | np.int64(buf[c])
-            c += 1
-            nbits += 8
-        fs = (b >> nbits) - 1
-        b &= (np.int64(1) << nbits) - 1
+        c, acc, nacc = _refill(buf, c, acc, nacc)
+        if nacc < 5:
+            return -1
+        nacc -= 5
+        fs = np.int64((acc >> np.uint64(nacc)) & np.uint64(31)) - 1
+        if fs > fsmax:  # 5-bit codes 27..31 never occur in a valid stream: corrupt (caught even when decoding stops early)
+            return -1
         imax = min(i + block, n)
         if fs < 0:  # low entropy: every difference is zero
             for j in range(i, imax):
-                out[j] = lastpix
-        elif fs == fsmax:  # high entropy: differences stored raw, bbits each
-            for j in range(i, imax):
-                k = bbits - nbits
-                diff = (b << k) & mask32
-                k -= 8
-                while k >= 0:
-                    if c >= nbuf:
+                out[j] = np.int64(lastpix)
+            i = imax
+            continue
+        for j in range(i, imax):
+            c, acc, nacc = _refill(buf, c, acc, nacc)
+            if fs == fsmax:  # high entropy: differences stored raw, bbits each
+                if nacc < bbits:
+                    return -1
+                nacc -= bbits
+                diff = (acc >> np.uint64(nacc)) & mask32
+            else:  # unary high part (zeros then a one), then fs low bits
+                nzero = 0
+                while True:
+                    if nacc == 0:
+                        c, acc, nacc = _refill(buf, c, acc, nacc)
+                        if nacc == 0:
+                            return -1
+                    k = min(8, nacc)
+                    top = np.int64((acc >> np.uint64(nacc - k)) & np.uint64((1 << k) - 1)) << (8 - k)
+                    if top != 0:
+                        z = 8 - bits_table[top]
+                        nzero += z
+                        nacc -= z + 1
+                        break
+                    nzero += k
+                    nacc -= k
+                if nacc < fs:
+                    c, acc, nacc = _refill(buf, c, acc, nacc)
+                    if nacc < fs:
                         return -1
-                    b = np.int64(buf[c])
-                    c += 1
-                    diff |= b << k
-                    k -= 8
-                if nbits > 0:
-                    if c >= nbuf:
-                        return -1
-                    b = np.int64(buf[c])
-                    c += 1
-                    diff |= b >> (-k)
-                    b &= (np.int64(1) << nbits) - 1
-                else:
-                    b = np.int64(0)
-                diff = (diff >> 1) if (diff & 1) == 0 else (mask32 ^ (diff >> 1))
-                lastpix = (diff + lastpix) & mask32
-                out[j] = lastpix
-        else:  # unary high part, fs low bits
-            for j in range(i, imax):
-                while b == 0:
-                    if c >= nbuf:
-                        return -1
-                    nbits += 8
-                    b = np.int64(buf[c])
-                    c += 1
-                nzero = nbits - bits_table[b]
-                nbits -= nzero + 1
-                b ^= np.int64(1) << nbits
-                nbits -= fs
-                while nbits < 0:
-                    if c >= nbuf:
-                        return -1
-                    b = (b << 8) | np.int64(buf[c])
-                    c += 1
-                    nbits += 8
-                diff = (nzero << fs) | (b >> nbits)
-                b &= (np.int64(1) << nbits) - 1
-                diff = (diff >> 1) if (diff & 1) == 0 else (mask32 ^ (diff >> 1))
-                lastpix = (diff + lastpix) & mask32
-                out[j] = lastpix
+                nacc -= fs
+                diff = (np.uint64(nzero) << np.uint64(fs)) | ((acc >> np.uint64(nacc)) & ((np.uint64(1) << np.uint64(fs)) - np.uint64(1)))
+            diff = (diff >> np.uint64(1)) if (diff & np.uint64(1)) == 0 else (mask32 ^ (diff >> np.uint64(1)))  # zigzag
+            lastpix = (diff + lastpix) & mask32
+            out[j] = np.int64(lastpix)
         i = imax
     for j in range(n):  # unsigned 32-bit -> signed
         if out[j] >= 2147483648:
@@ -137,16 +135,17 @@ def dequantize_tile(ints, k, method, dither0, scale, zero, zblank, randoms, out)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def decode_tiles(buf, rel, nbytes, ks, grid1, th, tw, ny, nx, block, method, dither0, scale, zero, zblank, randoms, bits_table, out):
-    """Decode the tiles ``ks`` whose bytes are ``buf[rel[i] : rel[i] + nbytes[i]]`` into ``out[i]``
-    (float32 [n, th, tw]; a short edge tile fills its top-left h x w). Returns -1 - i for the
-    first tile whose bytes are corrupt, else 0."""
+def decode_tiles(buf, rel, nbytes, ks, nrows, grid1, th, tw, ny, nx, block, method, dither0, scale, zero, zblank, randoms, bits_table, out):
+    """Decode the first ``nrows[i]`` rows of the tiles ``ks`` whose bytes are ``buf[rel[i] : rel[i] +
+    nbytes[i]]`` into ``out[i]`` (float32 [n, th, tw]; a short edge tile fills its top-left h x w).
+    RICE is sequential, so a tile is decoded only down to the last row asked for. Returns -1 - i
+    for the first tile whose bytes are corrupt, else 0."""
     ints = np.empty(th * tw, np.int64)
     px = np.empty(th * tw, np.float32)
     for i in range(ks.shape[0]):
         k = ks[i]
         ty, tx = k // grid1, k % grid1
-        h, w = min(th, ny - ty * th), min(tw, nx - tx * tw)
+        h, w = min(th, ny - ty * th, nrows[i]), min(tw, nx - tx * tw)
         if rice_decode(buf[rel[i] : rel[i] + nbytes[i]], h * w, block, ints, bits_table) != 0:
             return -1 - i
         dequantize_tile(ints[: h * w], k, method, dither0, scale[k], zero[k], zblank, randoms, px)
@@ -156,8 +155,24 @@ def decode_tiles(buf, rel, nbytes, ks, grid1, th, tw, ny, nx, block, method, dit
     return 0
 
 
+def heap_layout(table) -> tuple[int, np.ndarray, tuple[int, int], tuple[int, int]] | None:
+    """(heap start in bytes from the file start, int64 [n tiles, 2] (bytes, heap offset) descriptors,
+    image shape, tile shape) of a compressed image's binary table, or None when a tile has no
+    compressed bytes (cfitsio's lossless fallback columns) or the table does not match the grid."""
+    h = table.header
+    desc = np.asarray(table.data["COMPRESSED_DATA"], np.int64).reshape(-1, 2)
+    shape = (int(h["ZNAXIS2"]), int(h["ZNAXIS1"]))
+    tile = (int(h.get("ZTILE2", 1)), int(h.get("ZTILE1", shape[1])))
+    heap = table._data_offset + int(h.get("THEAP", int(h["NAXIS1"]) * int(h["NAXIS2"])))
+    if desc.shape[0] != (-(-shape[0] // tile[0])) * (-(-shape[1] // tile[1])) or (desc[:, 0] <= 0).any():
+        return None
+    return heap, desc, shape, tile
+
+
 class RiceTiles:
     """Direct decoder of one RICE_1 float image's tiles (see module doc), or None via :meth:`of`."""
+
+    PARTIAL = True  # a tile can be decoded down to a given row only (sequential codec)
 
     def __init__(self, fileobj, heap_start: int, desc: np.ndarray, scale: np.ndarray, zero: np.ndarray,
                  method: int, dither0: int, tile: tuple[int, int], shape: tuple[int, int], block: int, zblank: int) -> None:
@@ -188,16 +203,13 @@ class RiceTiles:
             method = METHODS.get(str(h.get("ZQUANTIZ", "NO_DITHER")).strip().upper())
             if method is None:
                 return None
-            data = table.data
-            desc = np.asarray(data["COMPRESSED_DATA"], np.int64).reshape(-1, 2)
-            scale = np.asarray(data["ZSCALE"], np.float64)
-            zero = np.asarray(data["ZZERO"], np.float64)
-            shape = (int(h["ZNAXIS2"]), int(h["ZNAXIS1"]))
-            tile = (int(h.get("ZTILE2", 1)), int(h.get("ZTILE1", shape[1])))
-            heap = table._data_offset + int(h.get("THEAP", int(h["NAXIS1"]) * int(h["NAXIS2"])))
+            layout = heap_layout(table)
+            if layout is None:
+                return None
+            heap, desc, shape, tile = layout
+            scale = np.asarray(table.data["ZSCALE"], np.float64)
+            zero = np.asarray(table.data["ZZERO"], np.float64)
         except (KeyError, ValueError, TypeError, OSError):
-            return None
-        if desc.shape[0] != (-(-shape[0] // tile[0])) * (-(-shape[1] // tile[1])) or (desc[:, 0] <= 0).any():
             return None
         return cls(fileobj, heap, desc, scale, zero, method, int(h.get("ZDITHER0", 1)), tile, shape,
                    int(vals.get("BLOCKSIZE", 32)), int(h.get("ZBLANK", NULL_VALUE)))
@@ -216,32 +228,48 @@ class RiceTiles:
                 out[r * th : r * th + h, c * tw : c * tw + w] = tile
 
     def decode_row(self, r: int, cols: np.ndarray) -> dict[int, np.ndarray]:
-        """{column: float32 [h, w] tile} of tile columns ``cols`` (ascending) of tile row ``r``. Their
-        bytes are read in one request when they lie back to back in the heap (cfitsio writes tiles in
-        order). Tiles are kept compact (a tile written into a full-size image would touch ~100 fresh
-        pages, each a page fault: that cost more than the decoding)."""
-        out: dict[int, np.ndarray] = {}
-        if len(cols) == 0:
-            return out
+        """{column: [h, w] tile} of tile columns ``cols`` (ascending) of tile row ``r``."""
         cols = np.asarray(cols, np.int64)
-        ks = r * self.grid[1] + cols
+        return {c: t for (_, c), t in self.decode_many(np.full(len(cols), r, np.int64), cols).items()}
+
+    def decode_many(self, rows: np.ndarray, cols: np.ndarray, nrows: np.ndarray | None = None) -> dict[tuple[int, int], np.ndarray]:
+        """{(row, column): [h, w] tile} of the tiles (``rows[i]``, ``cols[i]``), given in row-major
+        order; with ``nrows``, only the first ``nrows[i]`` pixel rows of each tile when the codec
+        allows it (:attr:`PARTIAL`; the tile returned then has that many rows). Each run of tiles lying back to back in the heap (cfitsio writes tiles in order: a
+        tile row's tiles) is one read; all tiles are decoded in one compiled call. Tiles are kept
+        compact (a tile written into a full-size image would touch ~100 fresh pages, each a page
+        fault: that cost more than the decoding)."""
+        if len(rows) == 0:
+            return {}
+        ks = np.asarray(rows, np.int64) * self.grid[1] + np.asarray(cols, np.int64)
+        full = np.minimum(self.tile[0], self.shape[0] - np.asarray(rows, np.int64) * self.tile[0])
+        nrows = full if nrows is None or not self.PARTIAL else np.minimum(full, np.asarray(nrows, np.int64))
         nbytes, off = self.desc[ks, 0], self.desc[ks, 1]
-        runs = np.flatnonzero(off[1:] != off[:-1] + nbytes[:-1]) + 1  # starts of non-contiguous runs
-        for a, b in zip(np.r_[0, runs], np.r_[runs, len(ks)], strict=True):
+        breaks = (np.flatnonzero(off[1:] != off[:-1] + nbytes[:-1]) + 1).tolist()  # starts of non-contiguous runs
+        rel = np.empty(len(ks), np.int64)
+        parts, pos = [], 0
+        for a, b in zip([0, *breaks], [*breaks, len(ks)], strict=True):
             start, end = int(off[a]), int(off[b - 1] + nbytes[b - 1])
             self.fileobj.seek(self.heap_start + start)
-            buf = np.frombuffer(self.fileobj.read(end - start), np.uint8)
-            if buf.shape[0] != end - start:
-                raise ValueError(f"tiles {ks[a]}..{ks[b - 1]}: {buf.shape[0]} of their {end - start} bytes in the file (truncated)")
-            self.bytes_read += end - start
-            tiles = np.empty((b - a, *self.tile), np.float32)
-            status = decode_tiles(buf, off[a:b] - start, nbytes[a:b], ks[a:b], self.grid[1], self.tile[0], self.tile[1],
-                                  self.shape[0], self.shape[1], self.block, self.method, self.dither0, self.scale, self.zero,
-                                  self.zblank, RANDOMS, _BITS, tiles)
-            if status != 0:
-                raise ValueError(f"tile {ks[a + (-1 - status)]}: its bytes end before its pixels (corrupt)")
-            for i in range(b - a):
-                c = int(cols[a + i])
-                h, w = self.tile_size(r, c)
-                out[c] = tiles[i, :h, :w]
+            data = self.fileobj.read(end - start)
+            if len(data) != end - start:
+                raise ValueError(f"tiles {ks[a]}..{ks[b - 1]}: {len(data)} of their {end - start} bytes in the file (truncated)")
+            parts.append(data)
+            rel[a:b] = off[a:b] - start + pos
+            pos += end - start
+        self.bytes_read += pos
+        buf = np.frombuffer(parts[0] if len(parts) == 1 else b"".join(parts), np.uint8)
+        tiles = self._decode(buf, rel, nbytes, ks, nrows)
+        out = {}
+        for i, (r, c, h) in enumerate(zip(np.asarray(rows).tolist(), np.asarray(cols).tolist(), nrows.tolist(), strict=True)):
+            out[(r, c)] = tiles[i, :h, : self.tile_size(r, c)[1]]
         return out
+
+    def _decode(self, buf: np.ndarray, rel: np.ndarray, nbytes: np.ndarray, ks: np.ndarray, nrows: np.ndarray) -> np.ndarray:
+        """float32 [n, th, tw] pixels (first ``nrows[i]`` rows) of tiles ``ks`` whose bytes are ``buf[rel[i] : rel[i] + nbytes[i]]``."""
+        tiles = np.empty((len(ks), *self.tile), np.float32)
+        status = decode_tiles(buf, rel, nbytes, ks, nrows, self.grid[1], self.tile[0], self.tile[1], self.shape[0], self.shape[1],
+                              self.block, self.method, self.dither0, self.scale, self.zero, self.zblank, RANDOMS, _BITS, tiles)
+        if status != 0:
+            raise ValueError(f"tile {ks[-1 - status]}: its bytes end before its pixels (corrupt)")
+        return tiles
