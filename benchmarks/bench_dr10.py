@@ -226,6 +226,33 @@ def _end_to_end(cfg, inputs, tasks, out: Path) -> float:
     return ms, nbytes / len(tasks)
 
 
+def _stage(cfg, inputs, tasks, out: Path) -> float:
+    """CPU ms per stamp of staging at DR10 density: cutout + host row (stamp format 2 with its
+    grids, every task column) + gzip Parquet write, warm, as a stage partition does
+    (spark/host_rows.py)."""
+    from darkhaloscope.dataset.host_schema import host_schema
+    from darkhaloscope.dataset.storage import StorageOptions
+    from darkhaloscope.dataset.writer import ShardWriter, WriterSettings
+    from darkhaloscope.spark.host_rows import finish_host_row, make_host_row
+    from darkhaloscope.spark.partition import JobContext, PartitionResources
+
+    schema = host_schema([pq.read_schema(p) for p in sorted(Path(inputs["tasks"]).rglob("*.parquet"))])
+    ctx = JobContext.create(cfg, str(out / "dr10_stage"), inputs["survey"], "", StorageOptions(), kind="stage", schema=schema)
+    res = PartitionResources(ctx)
+    res.reader.expect_counts(Counter(t["brickname"] for t in tasks))
+    path = out / "dr10_stage" / "part.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.process_time()
+    rows = [finish_host_row(make_host_row(t, res), t, ctx) for t in tasks]
+    w = ShardWriter(str(path), WriterSettings.from_config(cfg.generate), schema=schema)
+    w.write_rows(rows)
+    w.close()
+    ms = 1e3 * (time.process_time() - t0) / len(tasks)
+    res.close()
+    shutil.rmtree(out / "dr10_stage", ignore_errors=True)
+    return ms
+
+
 def run(cfg, out_dir) -> dict:
     from darkhaloscope.survey.brick_reader import BrickReader
 
@@ -239,6 +266,7 @@ def run(cfg, out_dir) -> dict:
     cut = [_cutouts(BrickReader(inputs["survey"]), tasks, cfg) for _ in range(3)]
     fio = [_fitsio_cutouts(inputs["survey"], tasks, cfg) for _ in range(3)]
     e2e, shard = zip(*[_end_to_end(cfg, inputs, tasks, out) for _ in range(3)], strict=True)
+    stage_ms = [_stage(cfg, inputs, tasks, out) for _ in range(3)]
     nbytes, nreq = _http_bytes(inputs["release"], tasks, cfg)
     whole = sum(p.stat().st_size for p in Path(inputs["survey"], "coadd").rglob("*.fits.fz")) / len(tasks)
     return {
@@ -246,6 +274,7 @@ def run(cfg, out_dir) -> dict:
         "dr10_cutout_ms_per_stamp": statistics.median(cut),
         "dr10_cutout_fitsio_ms_per_stamp": statistics.median(fio),
         "dr10_end_to_end_core_ms_per_stamp": statistics.median(e2e),
+        "dr10_stage_core_ms_per_stamp": statistics.median(stage_ms),
         "dr10_bytes_per_stamp": shard[0],
         "dr10_http_bytes_per_stamp": nbytes,
         "dr10_http_requests_per_stamp": nreq,
