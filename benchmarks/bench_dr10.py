@@ -32,12 +32,9 @@ Figures (CPU time of this process; the machine is shared, ``uptime`` load is rec
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import shutil
 import statistics
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -144,56 +141,24 @@ def _astropy_header(h):
     return out
 
 
-class _RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files with single-range ``Range: bytes=a-b`` support (what survey/remote.py sends)."""
-
-    def log_message(self, *args):
-        pass
-
-    def send_head(self):
-        rng = self.headers.get("Range")
-        path = Path(self.translate_path(self.path))
-        if not rng or not path.is_file():
-            return super().send_head()
-        start, end = (int(v) for v in rng.split("=", 1)[1].split("-"))
-        with open(path, "rb") as f:
-            f.seek(start)
-            data = f.read(end - start + 1)
-        self.send_response(206)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Content-Range", f"bytes {start}-{start + len(data) - 1}/{path.stat().st_size}")
-        self.end_headers()
-        import io
-
-        return io.BytesIO(data)
-
-
 def _http_bytes(release: str, tasks, cfg) -> tuple[float, float]:
-    """(bytes, requests) per stamp fetched by the https reader from a loopback server."""
+    """(bytes, requests) per stamp fetched by the https reader from a loopback mirror of the
+    release folder (tests/integration/http_mirror.py, the one the stage tests use)."""
+    import sys
+
     from darkhaloscope.survey import remote
     from darkhaloscope.survey.brick_reader import BrickReader
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_RangeHandler, directory=release))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    counted = {"bytes": 0, "requests": 0}
-    orig = remote.HttpRangeFile.readinto
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
+    from http_mirror import HttpMirror
 
-    def counting(self, buffer):
-        got = orig(self, buffer)
-        counted["bytes"] += got
-        counted["requests"] += 1
-        return got
-
-    remote.HttpRangeFile.readinto = counting
-    try:
-        reader = BrickReader(f"http://127.0.0.1:{server.server_address[1]}/south")
+    with HttpMirror(Path(release)) as mirror:
+        before = remote.bytes_read()
+        reader = BrickReader(f"{mirror.url}/south")
         _cutouts(reader, tasks, cfg)
         reader.close()
-    finally:
-        remote.HttpRangeFile.readinto = orig
-        server.shutdown()
-        server.server_close()
-    return counted["bytes"] / len(tasks), counted["requests"] / len(tasks)
+        fetched, requests = remote.bytes_read() - before, len(mirror.log)
+    return fetched / len(tasks), requests / len(tasks)
 
 
 def _end_to_end(cfg, inputs, tasks, out: Path) -> float:

@@ -3,10 +3,7 @@ loopback equal the local cutouts, bit for bit."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import sys
-import threading
 from pathlib import Path
 
 import boto3
@@ -15,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 import survey_helpers  # noqa: E402
+from http_mirror import HttpMirror  # noqa: E402
 
 from darkhaloscope.dataset.storage import StorageOptions  # noqa: E402
 from darkhaloscope.survey.brick_reader import BrickReader  # noqa: E402
@@ -57,38 +55,8 @@ def test_cutout_from_s3_equals_local(small_survey, s3_bucket):
     assert not c.ok and f"s3://{bucket}/dr10/coadd/123/1234p567/legacysurvey-1234p567-image-g.fits.fz" in c.reason
 
 
-class _RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """SimpleHTTPRequestHandler plus single-range 'Range: bytes=a-b' support."""
-
-    def log_message(self, *args):  # quiet
-        pass
-
-    def send_head(self):
-        rng = self.headers.get("Range")
-        path = Path(self.translate_path(self.path))
-        if not rng or not path.is_file():
-            return super().send_head()
-        start, end = (int(v) for v in rng.split("=", 1)[1].split("-"))
-        data = path.read_bytes()
-        end = min(end, len(data) - 1)
-        body = data[start : end + 1]
-        self.send_response(206)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
-        self.end_headers()
-        import io
-
-        return io.BytesIO(body)
-
-
 def test_cutout_from_https_mirror_equals_local(small_survey):
     cfg, root = small_survey
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_RangeHandler, directory=str(root.parent)))
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        _compare(cfg, BrickReader(str(root)), BrickReader(f"{url}/south"))  # the DR10 release layout
-    finally:
-        server.shutdown()
-        server.server_close()
+    with HttpMirror(root.parent) as mirror:  # the DR10 release layout: survey-bricks above south/
+        _compare(cfg, BrickReader(str(root)), BrickReader(f"{mirror.url}/south"))
+        assert mirror.log, "no ranged GET reached the mirror"

@@ -136,7 +136,9 @@ def test_s3_root_whole_and_tiles_equal_local(small_survey, s3_bucket, monkeypatc
         if p.is_file() and "tractor" not in p.parts and "sweep" not in p.parts:
             s3.upload_file(str(p), bucket, f"dr10/{p.relative_to(root.parent).as_posix()}")
     mosaic, gx0, gy0 = _mosaic(cfg, root)
-    for (gx, gy), a, b, c in _cut_all(cfg, f"s3://{bucket}/dr10/south", monkeypatch, StorageOptions(endpoint=endpoint)):
+    cuts = list(_cut_all(cfg, f"s3://{bucket}/dr10/south", monkeypatch, StorageOptions(endpoint=endpoint)))
+    assert cuts, "no stamp cut from the S3 root"
+    for (gx, gy), a, b, c in cuts:
         ref = _reference(mosaic, gx0, gy0, gx, gy)
         for cut in (a, b, c):
             _check(cut, ref)
