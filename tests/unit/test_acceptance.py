@@ -12,10 +12,8 @@ import pyarrow as pa
 import pytest
 
 from darkhaloscope.config import Config, replace
-from darkhaloscope.dataset.rows import encode_row
 from darkhaloscope.dataset.schema import rows_to_table
 from darkhaloscope.dataset.stamp import decode_arc
-from darkhaloscope.inject import inject as inject_arrays
 from darkhaloscope.inject import render_arc_from_row
 from darkhaloscope.ml.selection import apply_selection, matched_selection
 from darkhaloscope.physics.reference import galsim_templates
@@ -23,12 +21,7 @@ from darkhaloscope.sources.bank import SourceBank
 from darkhaloscope.sources.colours import mean_colours
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_inject import SPLITS, make_cutout, make_task  # noqa: E402
-
-
-def inject(task, cutout, bank, cfg):
-    """inject() then the dataset layer's encoding: the row as it is written."""
-    return encode_row(inject_arrays(task, cutout, bank, cfg), cfg.render.write_arc)
+from test_inject import SPLITS, inject, make_cutout, make_task  # noqa: E402 (inject: the row as a dataset holds it)
 
 
 @pytest.fixture(scope="module")

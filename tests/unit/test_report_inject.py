@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from test_inject import inject  # noqa: E402 (the row as a dataset holds it)
 from test_report_fixture import write_dataset  # noqa: E402
 
 from darkhaloscope.config import Config  # noqa: E402
-from darkhaloscope.dataset.rows import encode_row  # noqa: E402
 from darkhaloscope.dataset.stamp import decode_arc, decode_stamp, encode_arc  # noqa: E402
-from darkhaloscope.inject import inject as inject_arrays  # noqa: E402
 from darkhaloscope.physics import metrics  # noqa: E402
 from darkhaloscope.physics.reference import galsim_templates  # noqa: E402
 from darkhaloscope.report.build import build_report  # noqa: E402
@@ -25,11 +24,6 @@ from darkhaloscope.survey.cutout import Cutout  # noqa: E402
 
 S = 64
 SPLITS = ("train", "val", "test")
-
-
-def inject(task, cutout, bank, cfg):
-    """inject() + the dataset layer's encoding: the row a dataset holds."""
-    return encode_row(inject_arrays(task, cutout, bank, cfg), cfg.render.write_arc)
 
 
 @pytest.fixture(scope="module")
