@@ -46,7 +46,7 @@ from .physics.trials import run_trials, source_scale
 from .sources.bank import SourceBank
 from .sources.colours import mag_to_nanomaggies
 from .survey.cutout import Cutout
-from .survey.maskbits import bad_bit_mask
+from .survey.maskbits import bad_bit_mask, unflagged
 
 ROW_BANDS = "grz"  # bands with their own columns in the stamp schema
 _HASHES: dict[int, tuple[Config, str]] = {}
@@ -151,7 +151,7 @@ def arc_measures(arc: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray, cfg:
 def _good_pixels(cutout: Cutout, cfg: Config) -> np.ndarray:
     """Boolean [S, S] good-pixel mask for the acceptance SNRs: none of ``survey.bad_maskbits`` set
     (DESIGN 3.3; the per-band invvar > 0 is applied by the variance)."""
-    return (np.asarray(cutout.maskbits).astype(np.int64) & bad_bit_mask(cfg)) == 0
+    return unflagged(cutout.maskbits, bad_bit_mask(cfg))
 
 
 def _add_arc(arc: np.ndarray, cutout: Cutout, task_id: int, cfg: Config) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,7 @@ an optical pixel, so the default leaves them out (DESIGN 3.3).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 import numpy as np
 
@@ -50,9 +51,20 @@ def bit_mask(names: Iterable[str]) -> int:
 DEFAULT_BAD_MASK = bit_mask(DEFAULT_BAD_MASKBITS)
 
 
+@lru_cache(maxsize=16)
+def _bit_mask_of(names: tuple[str, ...]) -> int:
+    return bit_mask(names)
+
+
 def bad_bit_mask(cfg) -> int:
-    """The integer bad-bit mask of a Config (``survey.bad_maskbits``)."""
-    return bit_mask(cfg.survey.bad_maskbits)
+    """The integer bad-bit mask of a Config (``survey.bad_maskbits``), parsed once per list of
+    names (it is asked for on every injection)."""
+    return _bit_mask_of(tuple(cfg.survey.bad_maskbits))
+
+
+def unflagged(maskbits: np.ndarray, bad_mask: int = DEFAULT_BAD_MASK) -> np.ndarray:
+    """Boolean [S, S]: pixels with none of ``bad_mask``'s bits set (maskbits int [S, S])."""
+    return (np.asarray(maskbits).astype(np.int64, copy=False) & int(bad_mask)) == 0
 
 
 def good_pixel_mask(invvar: np.ndarray, maskbits: np.ndarray, bad_mask: int = DEFAULT_BAD_MASK) -> np.ndarray:
@@ -60,8 +72,7 @@ def good_pixel_mask(invvar: np.ndarray, maskbits: np.ndarray, bad_mask: int = DE
 
     invvar (1/nanomaggy^2) [..., S, S] or [S, S]; maskbits int [S, S] (broadcast over leading axes).
     """
-    mb = np.asarray(maskbits).astype(np.int64, copy=False)
-    return (np.asarray(invvar) > 0) & ((mb & int(bad_mask)) == 0)
+    return (np.asarray(invvar) > 0) & unflagged(maskbits, bad_mask)
 
 
 def medium_radius_arcsec(mag: np.ndarray) -> np.ndarray:
