@@ -194,6 +194,40 @@ def _sky(cfg: Config) -> np.ndarray:
     return hit[1]
 
 
+def accepted_arc(row: dict, task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Config) -> tuple[Any, dict]:
+    """The injection's arc without painting it: the lens from the host and sources behind it
+    until the ``accept`` criteria pass (physics.trials.run_trials). Fills ``row`` with the
+    population and acceptance values and, when there is an arc, the lens and source parameters
+    and magnitudes. Returns (the final trial: ``arc`` float32 [B, S, S] nanomaggies, or None when
+    no source could be placed; the PSFSIZE per band, arcsec). Painted negatives (roles.py) take
+    their reference here, without the noise and measures of a full injection."""
+    bands = cfg.survey.bands
+    fwhms = {b: row[f"psf_fwhm_{b}"] if b in ROW_BANDS else f32(float(task[f"psfsize_{b}"])) for b in bands}
+    host, t, n_tries, accepted = run_trials(task, cutout.image, cutout.invvar, _good_pixels(cutout, cfg), bank, fwhms, _sky(cfg), cfg)
+    c = t.criteria
+    row.update(
+        lens_z=host.lens_z, lens_z_kind=host.lens_z_kind, lens_sigma_v=host.sigma_v, lens_sigma_v_kind=host.sigma_v_kind,
+        theta_e_policy=cfg.lens.theta_e_policy, theta_e_status=t.theta_e_status, lens_e_kind=host.e_kind,
+        src_z=t.src_z, accepted=accepted, n_tries=n_tries, accept_reason=t.reason,
+        accept_magnification=_num(c.magnification), arc_snr_region_g=_num(c.snr_region_g), arc_snr_region_r=_num(c.snr_region_r),
+        accept_resolvability=_num(c.resolvability), accept_contrast=_num(c.contrast),
+    )
+    if t.arc is None:
+        return t, fwhms
+    lens, src, meta = t.lens, t.src, bank.meta
+    row.update(
+        theta_e=lens.theta_e, lens_e1=lens.e1, lens_e2=lens.e2, shear_g1=lens.g1, shear_g2=lens.g2, lens_x=lens.x, lens_y=lens.y,
+        cosmos_index=int(meta["cosmos_index"][t.index]),
+        cosmos_ident=str(meta["ident"][t.index]) if "ident" in meta else None,
+        src_x=src.x, src_y=src.y, src_rotation_deg=src.rotation_deg, src_flip=src.flip,
+        src_dmag=t.src_dmag, brightness_mode=cfg.source.brightness_mode, source_hlr_arcsec=t.source_hlr,
+    )
+    for b in ROW_BANDS:
+        if b in bands:
+            row[f"src_mag_{b}"] = t.mags[b]
+    return t, fwhms
+
+
 # -- public ----------------------------------------------------------------------------------
 def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Config) -> dict:
     """One stamp row for one task: the values of ``dataset.schema.COLUMN_NAMES`` plus the raw
@@ -221,37 +255,17 @@ def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Confi
 
         return paint_negative(row, task, cutout, bank, cfg)
 
-    bands = cfg.survey.bands
-    fwhms = {b: row[f"psf_fwhm_{b}"] if b in ROW_BANDS else f32(float(task[f"psfsize_{b}"])) for b in bands}
+    t, fwhms = accepted_arc(row, task, cutout, bank, cfg)
     invvar = cutout.invvar
-    host, t, n_tries, accepted = run_trials(task, cutout.image, invvar, _good_pixels(cutout, cfg), bank, fwhms, _sky(cfg), cfg)
-    c = t.criteria
-    row.update(
-        lens_z=host.lens_z, lens_z_kind=host.lens_z_kind, lens_sigma_v=host.sigma_v, lens_sigma_v_kind=host.sigma_v_kind,
-        theta_e_policy=cfg.lens.theta_e_policy, theta_e_status=t.theta_e_status, lens_e_kind=host.e_kind,
-        src_z=t.src_z, accepted=accepted, n_tries=n_tries, accept_reason=t.reason,
-        accept_magnification=_num(c.magnification), arc_snr_region_g=_num(c.snr_region_g), arc_snr_region_r=_num(c.snr_region_r),
-        accept_resolvability=_num(c.resolvability), accept_contrast=_num(c.contrast),
-    )
     if t.arc is None:  # no source could be placed behind this lens: the host alone, kept and flagged
         row.update(image=cutout.image, invvar=invvar, maskbits=cutout.maskbits, grids=cutout.grids)  # dataset.rows encodes
         row["snr_reason"] = f"no arc: {t.reason}"
         return row
-    lens, src, mags, arc = t.lens, t.src, t.mags, t.arc
+    bands, src, mags, arc = cfg.survey.bands, t.src, t.mags, t.arc
     image, flux = _add_arc(arc, cutout, row["task_id"], cfg)
     row.update(image=image, invvar=invvar, maskbits=cutout.maskbits, grids=cutout.grids, host_image=cutout.image, arc=arc)  # dataset.rows encodes
-
-    meta = bank.meta
-    row.update(
-        theta_e=lens.theta_e, lens_e1=lens.e1, lens_e2=lens.e2, shear_g1=lens.g1, shear_g2=lens.g2, lens_x=lens.x, lens_y=lens.y,
-        cosmos_index=int(meta["cosmos_index"][t.index]),
-        cosmos_ident=str(meta["ident"][t.index]) if "ident" in meta else None,
-        src_x=src.x, src_y=src.y, src_rotation_deg=src.rotation_deg, src_flip=src.flip,
-        src_dmag=t.src_dmag, brightness_mode=cfg.source.brightness_mode, source_hlr_arcsec=t.source_hlr,
-    )
     for b in ROW_BANDS:
         if b in bands:
-            row[f"src_mag_{b}"] = mags[b]
             row[f"arc_flux_{b}"] = _num(flux[bands.index(b)])
 
     k = _snr_band(bands)

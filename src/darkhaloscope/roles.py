@@ -2,7 +2,7 @@
 painted row from its parameters.
 
 Both negatives are matched, task by task, to the injection the same task would have had: the
-task is injected as usual (``inject.inject`` with role ``injection``, same streams) and that arc
+task's injection is drawn as usual (``inject.accepted_arc``: same streams, same acceptance) and that arc
 gives the Einstein radius that scales the negative's size and the band fluxes it is painted
 with, so every negative role has the injections' brightness and size distributions by
 construction (including any acceptance rule the injection path applies). The negative's own
@@ -37,10 +37,11 @@ from .inject import (
     _add_arc,
     _bank_index,
     _num,
+    accepted_arc,
     arc_measures,
-    inject,
     render_arc_from_row,
 )
+from .physics import fastrow
 from .physics.arc import bands_from_unit
 from .physics.lookalikes import Lookalike, lookalike_unit
 from .physics.params import f32
@@ -139,10 +140,14 @@ def paint_negative(row: dict, task: Mapping[str, Any], cutout: Cutout, bank: Sou
     bands = cfg.survey.bands
     if any(b not in ROW_BANDS for b in bands):
         raise PhysicsError(f"painted negatives store g, r, z magnitudes only; bands {bands!r} are not supported", field="survey.bands")
-    ref = inject({**task, "role": "injection"}, cutout, bank, cfg)
-    ref_flux = {b: _num(ref.get(f"arc_flux_{b}")) for b in bands}
-    if not ref["cutout_ok"] or ref.get("theta_e") is None or not all(f and f > 0 for f in ref_flux.values()):
-        row.update(cutout_ok=False, cutout_reason=f"no reference injection to match: {ref.get('cutout_reason') or ref_flux}")
+    # the reference: the arc this task would carry as an injection (its parameters and flux; not
+    # painted, so no noise or measures are spent on it)
+    ref = dict(row)
+    t, _ = accepted_arc(ref, {**task, "role": "injection"}, cutout, bank, cfg)
+    sums = fastrow.band_sums(t.arc) if t.arc is not None else [None] * len(bands)  # as _add_arc sums
+    ref_flux = {b: _num(sums[i]) for i, b in enumerate(bands)}
+    if ref.get("theta_e") is None or not all(f and f > 0 for f in ref_flux.values()):
+        row.update(cutout_ok=False, cutout_reason=f"no reference injection to match: {t.reason if t.arc is None else ref_flux}")
         return row
     ref_mags = {b: f32(float(nanomaggies_to_mag(ref_flux[b]))) for b in bands}
     theta_e, centre = float(ref["theta_e"]), (float(ref["lens_x"]), float(ref["lens_y"]))
