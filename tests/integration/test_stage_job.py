@@ -25,6 +25,7 @@ from darkhaloscope.dataset.reader import read_split
 from darkhaloscope.errors import ConfigError
 from darkhaloscope.spark import stage
 from darkhaloscope.spark.job import run as generate
+from darkhaloscope.spark.job import run_multiprocessing
 from darkhaloscope.survey.brick_reader import BrickReader
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -112,6 +113,15 @@ def test_generate_from_hosts_equals_generate_from_bricks(spark, staged, world, t
     assert digests(a["dataset"]) == digests(b["dataset"])  # every shard byte for byte
     for split in ("train", "val", "test"):
         assert read_split(a["dataset"], split).equals(read_split(b["dataset"], split))
+    # the process pool from hosts: one unit per partition and split, each worker reading its own
+    # host file (same partition count as the stage) -> the same shards
+    c = run_multiprocessing(cfg, "", "", world["bank"], str(tmp_path / "c"), processes=2, hosts=staged["dataset"])
+    assert digests(c["dataset"]) == digests(a["dataset"])
+    # another partition count: every host file mixes partitions, so the parent reads and ships
+    # their rows; the rows are the same, only the sharding differs
+    d = run_multiprocessing(replace(cfg, **{"generate.n_partitions": 2}), "", "", world["bank"], str(tmp_path / "d"), processes=2, hosts=staged["dataset"])
+    for split in ("train", "val", "test"):
+        assert read_split(d["dataset"], split).sort_by("task_id").equals(read_split(a["dataset"], split).sort_by("task_id"))
     with pytest.raises(ConfigError, match="host_hash"):
         generate(spark, replace(cfg, **{"survey.stamp_size": 48}), "", "", world["bank"], str(tmp_path / "c"), hosts=staged["dataset"])
 

@@ -21,7 +21,6 @@ import os
 import re
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +31,7 @@ from ..dataset.hosts import host_hash
 from ..dataset.storage import StorageOptions, is_s3, join
 from ..errors import DarkHaloScopeError, DatasetError, redact
 from .partition import JobContext, TaskFn, process_partition
+from .pool_plan import plan_units, run_unit
 from .tasks_input import check_task_files, keyed_tasks, list_task_files, task_file_schema
 
 log = logging.getLogger("darkhaloscope.generate")
@@ -154,27 +154,27 @@ def _spark_error(exc: BaseException) -> BaseException:
 def run_multiprocessing(cfg: Config, tasks: str, bricks: str, bank: str, out: str, resume: bool = False,
                         options: StorageOptions | None = None, processes: int | None = None, *,
                         task_fn: TaskFn | None = None, kind: str = "generate", hosts: str = "") -> dict:
-    """The same job without Spark: the parent groups tasks by partition, a process pool runs
+    """The same job without Spark: the parent plans the work units (partitions, or from a host
+    table partitions' splits; :mod:`.pool_plan`), a process pool runs
     :func:`~.partition.process_partition` on each, the parent finalises."""
     from tqdm import tqdm
 
     t0 = time.perf_counter()
     ctx, files, n_tasks, inputs = _prepare(cfg, tasks, bricks, bank, out, resume, options, task_fn, kind, hosts)
-    n = cfg.generate.n_partitions
-    groups: dict[int, list] = defaultdict(list)
-    for url in files:
-        for key, task in keyed_tasks(url, n, ctx.options, kind == "generate"):
-            groups[key].append(task)
+    check_roles = kind == "generate"
+    # a host table's files go to the workers unread; from a host table a partition's splits are
+    # separate units (no brick shared between them); largest units first (spark/pool_plan.py)
+    units = plan_units(files, cfg.generate.n_partitions, ctx.options, check_roles, by_split=bool(hosts))
     summaries: list[dict] = []
     with mp.get_context("fork").Pool(processes or mp.cpu_count()) as pool:
-        jobs = [(i, groups[i], ctx) for i in sorted(groups)]
-        for part in tqdm(pool.imap_unordered(_process_star, jobs), total=len(jobs), desc=f"{kind} partitions", unit="part", disable=None):
+        jobs = [(u, ctx, check_roles) for u in units]
+        for part in tqdm(pool.imap_unordered(_run_unit_star, jobs), total=len(jobs), desc=f"{kind} units", unit="unit", disable=None):
             summaries.extend(part)
     return finalize(ctx, summaries, n_tasks, inputs, time.perf_counter() - t0, runner="multiprocessing")
 
 
-def _process_star(args) -> list[dict]:
-    return process_partition(*args)
+def _run_unit_star(args) -> list[dict]:
+    return run_unit(*args)
 
 
 def _remove_orphan_temp_files(root: str) -> None:

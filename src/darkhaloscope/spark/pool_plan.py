@@ -1,0 +1,96 @@
+"""Work units of the multiprocessing runner (``job.run_multiprocessing``): who reads which task
+file, and in which order the pool takes the units.
+
+The parent reads only the light columns of each task file (``brickname``, ``split``, ``role``)
+to learn which unit its rows belong to. A file whose rows all belong to one unit (a host table
+staged with the same ``generate.n_partitions`` is laid out exactly so: one file per partition
+and split) is read by the worker that runs the unit, so its stamp blobs never pass through the
+parent or a pipe. Rows of a mixed file (a task table from ``build-tasks``) are read by the
+parent and shipped, as before.
+
+A unit is a partition, or, when the stamps come from a host table (no brick to share between a
+partition's splits), a partition's split: each shard is written by exactly one unit either way,
+so the shards' bytes do not change. Units run largest first (longest-processing-time order,
+weighted by role: a painted role costs about twice a control), so two cores finish together
+instead of one idling while the other runs the last large partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from ..config import PAINTED_ROLES
+from ..dataset.storage import StorageOptions, filesystem_for
+from .partition import JobContext, process_partition
+from .tasks_input import _hive_values, partition_of, read_task_file
+
+PAINTED_WEIGHT = 2.0  # cost of a painted-role row relative to a control's (ordering only)
+_KEY_COLUMNS = ("brickname", "split", "role")
+
+
+@dataclass
+class Unit:
+    """One pool job: partition ``partition`` (and only ``split`` when set): the task files its
+    worker reads whole, the rows the parent read for it, and its weight (rows, painted x2)."""
+
+    partition: int
+    split: str | None = None
+    files: list[str] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+    weight: float = 0.0
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return self.partition, self.split or ""
+
+
+def _weight(role: Any) -> float:
+    return PAINTED_WEIGHT if role in PAINTED_ROLES else 1.0
+
+
+def _light_columns(url: str, options: StorageOptions | None) -> dict[str, list]:
+    """brickname, split and role of every row of one task file (hive folder keys filled in)."""
+    fs, path = filesystem_for(url, options)
+    with fs.open_input_file(path) as f:
+        pf = pq.ParquetFile(f)
+        names = [c for c in _KEY_COLUMNS if c in pf.schema_arrow.names]
+        table = pf.read(columns=names)
+    hive = _hive_values(url)
+    return {c: table.column(c).to_pylist() if c in names else [hive.get(c)] * table.num_rows for c in _KEY_COLUMNS}
+
+
+def plan_units(files: list[str], n_partitions: int, options: StorageOptions | None, check_roles: bool, by_split: bool) -> list[Unit]:
+    """The units of a run over task ``files``, largest first (see module doc). ``by_split``: one
+    unit per (partition, split) instead of per partition."""
+    units: dict[tuple[int, str], Unit] = {}
+
+    def unit(brickname: Any, split: Any) -> Unit:
+        p, s = partition_of(brickname, n_partitions), (str(split) if by_split else None)
+        return units.setdefault((p, s or ""), Unit(p, s))
+
+    for url in files:
+        cols = _light_columns(url, options)
+        keys = {(partition_of(b, n_partitions), str(s) if by_split else "") for b, s in zip(cols["brickname"], cols["split"], strict=True)}
+        if len(keys) == 1 and None not in cols["brickname"]:
+            u = unit(cols["brickname"][0], cols["split"][0])
+            u.files.append(url)
+            u.weight += sum(_weight(r) for r in cols["role"])
+            continue
+        for task in read_task_file(url, options, check_roles):  # mixed file: the parent reads and ships its rows
+            u = unit(task["brickname"], task["split"])
+            u.rows.append(task)
+            u.weight += _weight(task.get("role"))
+    return sorted(units.values(), key=lambda u: (-u.weight, u.key))
+
+
+def run_unit(unit: Unit, ctx: JobContext, check_roles: bool) -> list[dict]:
+    """Worker side: the unit's tasks (its files read here, plus the rows shipped with it) ->
+    :func:`~.partition.process_partition` (which sorts them by task_id)."""
+    tasks: list[Mapping[str, Any]] = list(unit.rows)
+    for url in unit.files:
+        tasks.extend(read_task_file(url, ctx.options, check_roles))
+    return process_partition(unit.partition, tasks, ctx)
