@@ -155,6 +155,27 @@ def test_region_snr_matches_scipy_reference_on_random_stamps():
         assert ours <= bound + 1e-9
 
 
+def test_compiled_band_region_snr_is_bit_identical_to_the_numpy_variance():
+    """physics/trials.py takes the region SNR through band_region_snr (the variance in one compiled
+    pass): the same bits as pixel_variance + region_snr on float32 stamps with negative host and
+    arc pixels, -0.0, zero invvar and bad pixels."""
+    from darkhaloscope.physics.acceptance import band_region_snr
+
+    rng = np.random.default_rng(8)
+    for _ in range(40):
+        arc = (rng.normal(0.3, 1.0, (64, 64)) * rng.uniform(0.1, 3)).astype(np.float32)
+        host = rng.normal(0.5, 1.0, (64, 64)).astype(np.float32)
+        arc[:2, :2], host[:2, :2] = -0.0, -0.0
+        invvar = rng.uniform(0.5, 2.0, (64, 64)).astype(np.float32)
+        invvar[rng.random((64, 64)) < 0.05] = 0.0
+        good = rng.random((64, 64)) > 0.05
+        sky = float(rng.uniform(0.1, 3.0))
+        want, want_region = region_snr(arc, pixel_variance(arc, host, invvar, sky), good)
+        got, got_region = band_region_snr(arc, host, invvar, sky, good)
+        assert np.float64(got).tobytes() == np.float64(want).tobytes()
+        assert np.array_equal(got_region, want_region)
+
+
 def test_variance_adds_host_and_arc_light_through_the_effective_gain():
     invvar, sky = np.full((2, 2), 4.0), 2.0
     v = pixel_variance(np.full((2, 2), 1.0), np.full((2, 2), 3.0), invvar, sky)

@@ -102,6 +102,37 @@ def region_snr(arc: np.ndarray, variance: np.ndarray, good: np.ndarray, threshol
     return float(best), (labels == lab) if lab > 0 else np.zeros(a.shape, bool)
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _variance_into(arc, host, invvar, sky, out):
+    """out = :func:`pixel_variance` (same operations in the same order, float64; np.clip's
+    NaN and signed-zero behaviour), without its temporaries."""
+    s0, s1 = arc.shape
+    for i in range(s0):
+        for j in range(s1):
+            iv = np.float64(invvar[i, j])
+            if not iv > 0.0:
+                out[i, j] = np.inf
+                continue
+            h = np.float64(host[i, j])
+            a = np.float64(arc[i, j])
+            h = h if (h > 0.0 or h != h) else 0.0
+            a = a if (a > 0.0 or a != a) else 0.0
+            out[i, j] = 1.0 / iv + (h + a) / (iv * sky)
+
+
+def band_region_snr(arc: np.ndarray, host: np.ndarray, invvar: np.ndarray, sky_nmgy: float, good: np.ndarray,
+                    threshold: float = 1.0) -> tuple[float, np.ndarray]:
+    """``region_snr(arc, pixel_variance(arc, host, invvar, sky_nmgy), good)`` with the variance made
+    by one compiled pass (identical bits, tested): the acceptance's per-band call (physics/trials.py).
+
+    arc, host: [S, S] nanomaggies; invvar: [S, S] 1/nanomaggy^2; sky_nmgy: the band's sky level
+    (nanomaggies per pixel); good: boolean [S, S]."""
+    a = np.ascontiguousarray(arc, np.float64)
+    v = np.empty(a.shape)
+    _variance_into(a, np.ascontiguousarray(host), np.ascontiguousarray(invvar), float(sky_nmgy), v)
+    return region_snr(a, v, good, threshold)
+
+
 def pixel_variance(arc: np.ndarray, host: np.ndarray, invvar: np.ndarray, sky_nmgy: float) -> np.ndarray:
     """v = 1/invvar + (max(host, 0) + max(arc, 0)) / (invvar * sky) per pixel (nanomaggy^2); inf without data."""
     iv = np.asarray(invvar, np.float64)

@@ -38,10 +38,9 @@ from ..sources.colours import band_magnitudes, draw_colours, nanomaggies_to_mag
 from ..sources.select import choose_source_behind, draw_orientation
 from .acceptance import (
     Criteria,
+    band_region_snr,
     contrast,
     failure,
-    pixel_variance,
-    region_snr,
     resolvability,
     snr_upper_bound,
 )
@@ -222,8 +221,7 @@ def measure(t: Trial, template: np.ndarray, host_image: np.ndarray, invvar: np.n
     region = {}
     for b in snr_bands:
         k = bands.index(b)
-        var = pixel_variance(t.arc[k], host_image[k], invvar[k], float(sky[k]))
-        c[f"snr_region_{b}"], region[b] = region_snr(t.arc[k], var, good)
+        c[f"snr_region_{b}"], region[b] = band_region_snr(t.arc[k], host_image[k], invvar[k], float(sky[k]), good)
     if snr_bands:
         kc = snr_bands[0]
         c["contrast"] = contrast(t.arc[bands.index(kc)], host_image[bands.index(kc)], region[kc])
