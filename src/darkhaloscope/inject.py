@@ -42,7 +42,7 @@ from .physics.params import (
     finite_or_none as _num,  # one definition (roles.py imports _num from here)
 )
 from .physics.render import SourcePlacement
-from .physics.trials import run_trials, source_scale
+from .physics.trials import run_trials, source_scale, template_sum
 from .sources.bank import SourceBank
 from .sources.colours import mag_to_nanomaggies
 from .survey.cutout import Cutout
@@ -271,8 +271,7 @@ def inject(task: Mapping[str, Any], cutout: Cutout, bank: SourceBank, cfg: Confi
     k = _snr_band(bands)
     row.update(arc_measures(arc, invvar, cutout.maskbits, cfg))
     b = bands[k]
-    template_sum = float(bank.template(t.index).sum(dtype=np.float64))
-    unlensed = float(mag_to_nanomaggies(mags[b])) * template_sum * unlensed_fraction_in_stamp(src.x, src.y, fwhms[b], cfg)
+    unlensed = float(mag_to_nanomaggies(mags[b])) * template_sum(bank, t.index) * unlensed_fraction_in_stamp(src.x, src.y, fwhms[b], cfg)
     row["magnification"] = _num(flux[k] / unlensed) if unlensed > 0 else None
     return row
 

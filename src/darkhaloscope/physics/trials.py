@@ -25,6 +25,7 @@ theta_E fell outside the range is kept at the clipped theta_E, ``theta_e_status 
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +67,7 @@ class HostLens:
     x: float
     y: float
     theta_e_uniform: float
+    mag_r: float | None = None  # the host's r magnitude (AB), for the dmag brightness mode
 
 
 @dataclass
@@ -103,7 +105,7 @@ def draw_host_lens(task: Mapping[str, Any], cfg: Config) -> HostLens:
         sigma_v=None if sigma is None else f32(sigma), sigma_v_kind=sigma_kind,
         e1=f32(e1), e2=f32(e2), e_kind=e_kind,
         g1=f32(g * np.cos(2 * phi_g)), g2=f32(g * np.sin(2 * phi_g)),
-        x=f32(cx + off[0]), y=f32(cy + off[1]), theta_e_uniform=f32(theta_u),
+        x=f32(cx + off[0]), y=f32(cy + off[1]), theta_e_uniform=f32(theta_u), mag_r=host_mag_r(task),
     )
 
 
@@ -157,23 +159,29 @@ def _source(t: Trial, task: Mapping[str, Any], host: HostLens, bank: SourceBank,
     t.src = SourcePlacement(src_x, src_y, f32(rotation), bool(flip), float(bank.pixel_scale) * scale)
     hlr = bank.meta["hlr_arcsec"][index] if "hlr_arcsec" in bank.meta else None
     t.source_hlr = None if hlr is None else f32(float(hlr) * scale)
-    t.mags, t.src_dmag = _magnitudes(task, bank, index, colours, dmag_draw, scale, cfg)
+    t.mags, t.src_dmag = _magnitudes(task, bank, index, colours, dmag_draw, scale, cfg, host.mag_r)
 
 
-def _magnitudes(task: Mapping[str, Any], bank: SourceBank, index: int, colours: dict, dmag_draw: float, scale: float, cfg: Config) -> tuple[dict, float | None]:
+def host_mag_r(task: Mapping[str, Any]) -> float | None:
+    """The host's r magnitude (AB) from the task's ``flux_r`` (nanomaggies; None unless > 0)."""
+    flux_r = task.get("flux_r")
+    return float(nanomaggies_to_mag(float(flux_r))) if flux_r is not None and float(flux_r) > 0 else None
+
+
+def _magnitudes(task: Mapping[str, Any], bank: SourceBank, index: int, colours: dict, dmag_draw: float, scale: float, cfg: Config,
+                host_mag: float | None) -> tuple[dict, float | None]:
     """Observed AB magnitude per band (after the host position's Galactic extinction), and src_dmag.
 
     The bank's own g/r/z photometry (``mag_g``, ``mag_r``, ``mag_z`` meta columns) when it has them,
     else F814W + the colour model. ``rescale`` keeps the surface brightness (paltas): the flux
     scales with the area, scale^2. DR10 fluxes are not extinction-corrected, so each band's flux
-    is multiplied by the task's ``mw_transmission_<band>`` (1 when absent).
+    is multiplied by the task's ``mw_transmission_<band>`` (1 when absent). ``host_mag``:
+    :func:`host_mag_r` of the task (once per task, not per try).
     """
-    flux_r = task.get("flux_r")
-    host_mag_r = float(nanomaggies_to_mag(float(flux_r))) if flux_r is not None and float(flux_r) > 0 else None
     bands = cfg.survey.bands
     dm_scale = -5.0 * math.log10(scale) if scale != 1.0 else 0.0
     if cfg.source.brightness_mode == "dmag":
-        mags = band_magnitudes(host_mag_r + dmag_draw, colours, bands)
+        mags = band_magnitudes(host_mag + dmag_draw, colours, bands)
         src_dmag = dmag_draw
     else:
         own = {b: bank.meta.get(f"mag_{b}") for b in bands}
@@ -182,7 +190,7 @@ def _magnitudes(task: Mapping[str, Any], bank: SourceBank, index: int, colours: 
         else:
             mag_r = float(bank.meta["mag_f814w"][index]) + cfg.source.mag_shift + colours["r_minus_i"] + dm_scale
             mags = band_magnitudes(mag_r, colours, bands)
-        src_dmag = None if host_mag_r is None else mags.get("r", mags[bands[0]]) - host_mag_r
+        src_dmag = None if host_mag is None else mags.get("r", mags[bands[0]]) - host_mag
     for b in bands:
         trans = task.get(f"mw_transmission_{b}")
         if trans is not None and math.isfinite(float(trans)) and float(trans) > 0:
@@ -190,9 +198,36 @@ def _magnitudes(task: Mapping[str, Any], bank: SourceBank, index: int, colours: 
     return {b: f32(m) for b, m in mags.items()}, None if src_dmag is None else f32(src_dmag)
 
 
+_TEMPLATE_SUMS: dict[int, tuple[weakref.ref, dict[int, float]]] = {}
+
+
+def template_sum(bank: SourceBank, index: int) -> float:
+    """float64 sum of bank template ``index`` (its flux on its own grid, ~1), memoised per bank
+    object: every try and the row's magnification use it."""
+    hit = _TEMPLATE_SUMS.get(id(bank))
+    if hit is None or hit[0]() is not bank:
+        if len(_TEMPLATE_SUMS) > 8:
+            _TEMPLATE_SUMS.clear()
+        hit = _TEMPLATE_SUMS[id(bank)] = (weakref.ref(bank), {})
+    sums = hit[1]
+    value = sums.get(int(index))
+    if value is None:
+        value = sums[int(index)] = float(bank.template(index).sum(dtype=np.float64))
+    return value
+
+
+def bound_terms(invvar: np.ndarray, fwhms: Mapping[str, float], cfg: Config) -> dict[str, tuple[float, float]]:
+    """Per SNR band (g, r): (psf_l2 of its kernel, max invvar (1/nanomaggy^2)) for :func:`snr_upper_bound`,
+    once per task: they depend on the host, not on the try."""
+    bands = cfg.survey.bands
+    return {b: (psf_l2(fwhms[b], cfg), float(invvar[bands.index(b)].max())) for b in "gr" if b in bands}
+
+
 def measure(t: Trial, template: np.ndarray, host_image: np.ndarray, invvar: np.ndarray, good: np.ndarray, fwhms: Mapping[str, float],
-            sky: np.ndarray, cfg: Config, full: bool) -> None:
-    """Render and measure ``t`` cheapest first; ``full`` measures everything even after a failure."""
+            sky: np.ndarray, cfg: Config, full: bool, unlensed_sum: float | None = None, bounds: Mapping[str, tuple[float, float]] | None = None) -> None:
+    """Render and measure ``t`` cheapest first; ``full`` measures everything even after a failure.
+    ``unlensed_sum`` (the template's float64 sum) and ``bounds`` (:func:`bound_terms`) are
+    computed here when not given."""
     bands, ac = cfg.survey.bands, cfg.accept
     kr = bands.index("r") if "r" in bands else 0
     c = {"resolvability": resolvability(t.lens.theta_e, t.source_hlr or 0.0, float(fwhms[bands[kr]]))}
@@ -202,7 +237,7 @@ def measure(t: Trial, template: np.ndarray, host_image: np.ndarray, invvar: np.n
         return
     t.unit = render_unit(template, t.lens, t.src, cfg, cfg.render.supersampling)
     unit_sum = float(t.unit.sum(dtype=np.float64))
-    c["magnification"] = unit_sum / float(template.sum(dtype=np.float64))
+    c["magnification"] = unit_sum / (float(template.sum(dtype=np.float64)) if unlensed_sum is None else unlensed_sum)
     t.criteria = Criteria(**c)
     snr_bands = [b for b in "gr" if b in bands]
     if not full and failure(t.criteria, ac, partial=True):
@@ -210,8 +245,9 @@ def measure(t: Trial, template: np.ndarray, host_image: np.ndarray, invvar: np.n
         return
     if not full and ac.min_snr_region > 0 and unit_sum > 0:
         l2 = float(np.square(t.unit, dtype=np.float64).sum()) / unit_sum**2
+        bounds = bound_terms(invvar, fwhms, cfg) if bounds is None else bounds
         bound = max(
-            snr_upper_bound(unit_sum * 10 ** ((22.5 - t.mags[b]) / 2.5), l2, psf_l2(fwhms[b], cfg), float(invvar[bands.index(b)].max()))
+            snr_upper_bound(unit_sum * 10 ** ((22.5 - t.mags[b]) / 2.5), l2, *bounds[b])
             for b in snr_bands
         ) if snr_bands else math.inf
         if bound < ac.min_snr_region:
@@ -240,6 +276,7 @@ def run_trials(task: Mapping[str, Any], host_image: np.ndarray, invvar: np.ndarr
     host = draw_host_lens(task, cfg)
     rng = task_rng(cfg.seed, int(task["task_id"]), "source")
     t, n = Trial(), 0
+    bounds = None  # bound_terms, once per task, at the first try that reaches a render
     if cfg.lens.theta_e_policy == "host" and (host.lens_z is None or host.sigma_v is None):
         t.reason = "no lens redshift (z_spec / z_phot) or no host flux_r for sigma_v: theta_E cannot follow the host"
         return host, t, 0, False
@@ -251,11 +288,12 @@ def run_trials(task: Mapping[str, Any], host_image: np.ndarray, invvar: np.ndarr
         if t.reason is not None:
             continue
         last = n == cfg.accept.max_tries
-        measure(t, bank.template(t.index), host_image, invvar, good, fwhms, sky, cfg, full=last)
+        bounds = bound_terms(invvar, fwhms, cfg) if bounds is None else bounds
+        measure(t, bank.template(t.index), host_image, invvar, good, fwhms, sky, cfg, last, template_sum(bank, t.index), bounds)
         if t.reason is None:
             return host, t, n, True
     if t.lens is not None and t.arc is None:
         reason = t.reason
-        measure(t, bank.template(t.index), host_image, invvar, good, fwhms, sky, cfg, full=True)
+        measure(t, bank.template(t.index), host_image, invvar, good, fwhms, sky, cfg, True, template_sum(bank, t.index), bounds)
         t.reason = reason if t.theta_e_status == "out_of_range" else t.reason
     return host, t, n, False
