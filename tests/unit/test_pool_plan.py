@@ -61,3 +61,34 @@ def test_aligned_files_go_to_workers_mixed_files_are_shipped(tmp_path):
     assert sorted(u.key for u in units) == sorted({(p0, ""), (p1, "")})
     u0 = next(u for u in units if u.partition == p0)
     assert u0.files == [aligned, small] and [r["task_id"] for r in u0.rows] == [4]
+
+
+def test_a_host_table_staged_with_the_same_partition_count_is_planned_from_its_manifest(tmp_path):
+    import json
+
+    import pytest
+
+    from darkhaloscope.errors import CatalogError
+    from darkhaloscope.spark.pool_plan import Unit, host_table_units, run_unit
+
+    bricks = _bricks_by_partition()
+    p0, p1 = sorted(bricks)[:2]
+    a = _write(tmp_path / "split=train" / f"part-{p0:05d}.parquet", [_task(1, bricks[p0][0], None, "control")])
+    b = _write(tmp_path / "split=val" / f"part-{p1:05d}.parquet", [_task(2, bricks[p1][0], None, "control"), _task(3, bricks[p1][1], None, "ring")])
+    shards = [{"split": "train", "partition": p0, "path": f"split=train/part-{p0:05d}.parquet", "rows": 1},
+              {"split": "val", "partition": p1, "path": f"split=val/part-{p1:05d}.parquet", "rows": 2}]
+    (tmp_path / "_manifest.json").write_text(json.dumps({"n_partitions": N, "shards": shards}))
+    units = host_table_units(str(tmp_path), [a, b], N, None)
+    assert [(u.key, u.files, u.weight) for u in units] == [((p1, "val"), [b], 2.0), ((p0, "train"), [a], 1.0)]
+    assert host_table_units(str(tmp_path), [a, b], N + 1, None) is None  # another partition count: read the files
+    assert host_table_units(str(tmp_path), [a], N, None) is None  # files and manifest disagree
+    assert host_table_units(str(tmp_path / "none"), [a], N, None) is None  # no manifest
+
+    class Ctx:  # run_unit checks the rows before any work: a row of another partition is an error naming the file
+        class cfg:
+            class generate:
+                n_partitions = N
+        options = None
+
+    with pytest.raises(CatalogError, match="not in partition"):
+        run_unit(Unit(p0, "val", [b]), Ctx, True)

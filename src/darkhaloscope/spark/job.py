@@ -8,6 +8,9 @@ Flow (Spark)::
     stage 2: process_partition -> shards written by the executors -> small summaries
     driver: check one row per task, delete stale shards, write _manifest.json, then _SUCCESS
 
+From a host table staged with the same ``generate.n_partitions``, each host shard is one Spark
+task (largest first) that reads its own file: no shuffle of the stamp blobs (pool_plan.py).
+
 :func:`run_multiprocessing` runs the very same :func:`~.partition.process_partition` in a
 ``multiprocessing`` pool (the benchmark's reference and a Spark-free fallback).
 """
@@ -31,7 +34,7 @@ from ..dataset.hosts import host_hash
 from ..dataset.storage import StorageOptions, is_s3, join
 from ..errors import DarkHaloScopeError, DatasetError, redact
 from .partition import JobContext, TaskFn, process_partition
-from .pool_plan import plan_units, run_unit
+from .pool_plan import host_table_units, plan_units, run_unit
 from .tasks_input import check_task_files, keyed_tasks, list_task_files, task_file_schema
 
 log = logging.getLogger("darkhaloscope.generate")
@@ -90,14 +93,28 @@ def run(spark, cfg: Config, tasks: str, bricks: str, bank: str, out: str, resume
     opts = ctx.options
     check_roles = kind == "generate"
     sc = spark.sparkContext
-    keyed = sc.parallelize(files, max(1, len(files))).flatMap(lambda url: keyed_tasks(url, n, opts, check_roles))
-    shards = keyed.partitionBy(n, lambda k: k).mapPartitionsWithIndex(
-        lambda i, it: process_partition(i, (t for _, t in it), ctx)
-    )
+    units = _host_units(ctx, files)
+    if units:  # one Spark task per host shard, largest first: each reads its own file, no shuffle of stamp blobs
+        n_tasks_spark = len(units)
+        shards = sc.parallelize(units, n_tasks_spark).flatMap(lambda u: run_unit(u, ctx, check_roles))
+    else:
+        n_tasks_spark = n
+        keyed = sc.parallelize(files, max(1, len(files))).flatMap(lambda url: keyed_tasks(url, n, opts, check_roles))
+        shards = keyed.partitionBy(n, lambda k: k).mapPartitionsWithIndex(
+            lambda i, it: process_partition(i, (t for _, t in it), ctx)
+        )
     work = "cut + write" if kind == "stage" else "inject + write (stamps from the host table)" if hosts else "cut + inject + write"
     description = f"darkhaloscope {kind}: {work} {n_tasks} tasks in {n} partitions -> {redact(ctx.dataset_url)}"
-    summaries = _collect_with_progress(sc, shards, n, description)
+    summaries = _collect_with_progress(sc, shards, n_tasks_spark, description)
     return finalize(ctx, summaries, n_tasks, inputs, time.perf_counter() - t0, runner="spark")
+
+
+def _host_units(ctx: JobContext, files: list[str]):
+    """The per-shard units of a generate from a host table staged with this partition count
+    (pool_plan.host_table_units), else None."""
+    if ctx.kind != "generate" or not ctx.hosts:
+        return None
+    return host_table_units(ctx.hosts, files, ctx.cfg.generate.n_partitions, ctx.options)
 
 
 def _collect_with_progress(sc, rdd, n_partitions: int, description: str) -> list[dict]:
@@ -164,7 +181,7 @@ def run_multiprocessing(cfg: Config, tasks: str, bricks: str, bank: str, out: st
     check_roles = kind == "generate"
     # a host table's files go to the workers unread; from a host table a partition's splits are
     # separate units (no brick shared between them); largest units first (spark/pool_plan.py)
-    units = plan_units(files, cfg.generate.n_partitions, ctx.options, check_roles, by_split=bool(hosts))
+    units = _host_units(ctx, files) or plan_units(files, cfg.generate.n_partitions, ctx.options, check_roles, by_split=bool(hosts))
     summaries: list[dict] = []
     with mp.get_context("fork").Pool(processes or mp.cpu_count()) as pool:
         jobs = [(u, ctx, check_roles) for u in units]

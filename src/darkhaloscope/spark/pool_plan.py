@@ -8,6 +8,11 @@ and split) is read by the worker that runs the unit, so its stamp blobs never pa
 parent or a pipe. Rows of a mixed file (a task table from ``build-tasks``) are read by the
 parent and shipped, as before.
 
+A host table staged with the run's partition count needs no reading at all: its manifest lists
+one shard per (partition, split), each a unit (:func:`host_table_units`; the Spark runner uses
+the same units, so generate from hosts shuffles no stamp blobs either). Workers check that every
+row they read belongs to their unit.
+
 A unit is a partition, or, when the stamps come from a host table (no brick to share between a
 partition's splits), a partition's split: each shard is written by exactly one unit either way,
 so the shards' bytes do not change. Units run largest first (longest-processing-time order,
@@ -24,7 +29,9 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from ..config import PAINTED_ROLES
-from ..dataset.storage import StorageOptions, filesystem_for
+from ..dataset import manifest as mf
+from ..dataset.storage import StorageOptions, filesystem_for, join
+from ..errors import CatalogError, DatasetError, redact
 from .partition import JobContext, process_partition
 from .tasks_input import _hive_values, partition_of, read_task_file
 
@@ -87,10 +94,35 @@ def plan_units(files: list[str], n_partitions: int, options: StorageOptions | No
     return sorted(units.values(), key=lambda u: (-u.weight, u.key))
 
 
+def host_table_units(hosts: str, files: list[str], n_partitions: int, options: StorageOptions | None) -> list[Unit] | None:
+    """The units of a run over a host table staged with ``n_partitions`` (its manifest says so):
+    each shard ``split=<s>/part-<p>.parquet`` holds exactly partition p's split-s positions (stage
+    keyed them with the same :func:`~.tasks_input.partition_of`), so it is one unit, weighted by
+    its row count, and nothing needs reading here. None when the manifest's partition count or
+    shard list differs from ``files`` (then :func:`plan_units` reads the light columns)."""
+    try:
+        manifest = mf.read_manifest(hosts, options)
+    except DatasetError:
+        return None
+    if manifest.get("n_partitions") != n_partitions:
+        return None
+    units = [Unit(int(s["partition"]), str(s["split"]), [join(hosts, s["path"])], [], float(s["rows"])) for s in manifest.get("shards", [])]
+    if sorted(f for u in units for f in u.files) != sorted(files):
+        return None
+    return sorted(units, key=lambda u: (-u.weight, u.key))
+
+
 def run_unit(unit: Unit, ctx: JobContext, check_roles: bool) -> list[dict]:
-    """Worker side: the unit's tasks (its files read here, plus the rows shipped with it) ->
-    :func:`~.partition.process_partition` (which sorts them by task_id)."""
+    """Worker side: the unit's tasks (its files read here, checked to belong to the unit, plus
+    the rows shipped with it) -> :func:`~.partition.process_partition` (sorts them by task_id)."""
     tasks: list[Mapping[str, Any]] = list(unit.rows)
+    n = ctx.cfg.generate.n_partitions
     for url in unit.files:
-        tasks.extend(read_task_file(url, ctx.options, check_roles))
+        rows = read_task_file(url, ctx.options, check_roles)
+        for i, row in enumerate(rows):
+            if partition_of(row["brickname"], n) != unit.partition or (unit.split is not None and row["split"] != unit.split):
+                raise CatalogError(f"task file {redact(url)} row {i}: brick {row['brickname']!r} / split {row['split']!r} is not in "
+                                   f"partition {unit.partition} of {n}{'' if unit.split is None else ' split ' + unit.split}, "
+                                   "where the file's manifest or first rows put it", path=redact(url), row=i, field="brickname")
+        tasks.extend(rows)
     return process_partition(unit.partition, tasks, ctx)
