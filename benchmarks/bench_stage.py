@@ -12,6 +12,11 @@ own per-partition function (the Spark runner adds the same fixed JVM overhead to
   render alone per stamp (``seed_reference_ms_per_stamp`` of ``bench_physics``, same run);
   and in one process, stage by stage, ``generate_from_hosts_{read,cutout_inject,encode,write,row}_ms_per_stamp``
   (also ``..._without_arc``: the production layout, ``render.write_arc`` false);
+  ``worker_cold_import_open_s`` and ``worker_cold_first_rows_s``: CPU seconds a fresh Python
+  process spends on imports + opening the bank, and on the first row of each role (compiled
+  kernels loaded from numba's cache, the astropy cosmology table): once per Spark Python worker
+  (reused across partitions), so it amortises in production; the timed pool forks from this
+  warm process and pays only what the bench has not loaded yet (the host-stamp decoder);
 - ``stage`` over a loopback HTTP mirror of the bricks with Range support (``HTTP_TASKS`` tasks):
   ``stage_http_bytes_per_stamp`` (HTTP body bytes per stamp) and ``stage_http_requests_per_stamp``.
 
@@ -82,6 +87,46 @@ def _per_stamp(cfg, hosts: str, bank: str, out: Path) -> dict:
     }
 
 
+_COLD_WORKER = """
+import sys, time
+c0 = time.process_time()
+from darkhaloscope.config import config_from_dict
+import yaml
+from darkhaloscope.dataset.storage import StorageOptions
+from darkhaloscope.spark.partition import JobContext, PartitionResources, make_row
+from darkhaloscope.spark.tasks_input import list_task_files, read_task_file
+cfg = config_from_dict(yaml.safe_load(open(sys.argv[1])))
+hosts, bank = sys.argv[2], sys.argv[3]
+rows = read_task_file(list_task_files(hosts)[0])
+res = PartitionResources(JobContext.create(cfg, "unused", "", bank, StorageOptions(), hosts=hosts))
+res.open_all()
+c1 = time.process_time()
+seen = set()
+for r in rows:  # the first row of each role: compiled kernels loaded, astropy cosmology table made
+    if r["role"] not in seen:
+        seen.add(r["role"])
+        make_row(r, res)
+print(c1 - c0, time.process_time() - c1)
+"""
+
+
+def _cold_worker(cfg, hosts: str, bank: str, out: Path) -> dict:
+    """One-off CPU seconds of a fresh Python process before it makes rows at full speed (what a
+    Spark Python worker or a cold pool worker pays once; the timed pool above forks from this
+    warm bench process): imports + opening the bank, then the first row of each role."""
+    import subprocess
+
+    import yaml
+
+    from darkhaloscope.config import config_to_dict
+
+    cfgfile = out / "cold_worker.yaml"
+    cfgfile.write_text(yaml.safe_dump(config_to_dict(cfg)))
+    got = subprocess.run([sys.executable, "-c", _COLD_WORKER, str(cfgfile), hosts, bank], capture_output=True, text=True, check=True)
+    imports, first_rows = (float(v) for v in got.stdout.split()[-2:])
+    return {"worker_cold_import_open_s": imports, "worker_cold_first_rows_s": first_rows}
+
+
 def _self_and_children_cpu() -> float:
     """CPU seconds (user + system) of this process and its waited-for children (the process
     pool's workers): monotonic, unlike a /proc walk over live descendants, which loses the CPU of
@@ -128,6 +173,7 @@ def run(cfg, out_dir) -> dict:
         "generate_from_hosts_survey_bytes": g["survey_bytes"],
     })
     figures.update(_per_stamp(cfg, s["dataset"], inputs["bank"], work))
+    figures.update(_cold_worker(cfg, s["dataset"], inputs["bank"], work))
     # the production layout (configs/dr10.yaml: render.write_arc false): no arc_npz to encode and write
     no_arc = _per_stamp(replace(cfg, **{"render.write_arc": False}), s["dataset"], inputs["bank"], work)
     figures.update({f"{k}_without_arc": v for k, v in no_arc.items() if k.endswith(("encode_ms_per_stamp", "write_ms_per_stamp", "row_ms_per_stamp"))})
