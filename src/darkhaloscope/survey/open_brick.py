@@ -10,10 +10,14 @@ a corrupt or truncated one is a DataFileError naming it.
 from __future__ import annotations
 
 import io
+import mmap
+import os
 import warnings
 from dataclasses import dataclass, field
 
-from ..dataset.storage import StorageOptions, join
+import numpy as np
+
+from ..dataset.storage import StorageOptions, is_s3, join
 from ..errors import DataFileError
 from . import remote
 from .bricks import coadd_relpath
@@ -86,7 +90,8 @@ class OpenBrick:
         except OSError as exc:
             raise DataFileError(f"cannot open {url}: {exc}", path=url) from None
         of = _open_light(url, f) or _open_fits(url, f)
-        of.decoded = DecodedImage(of.hdu, url, self.expected, fileobj=of.fileobj)
+        mapped = _map_local(url) if not (remote.is_http(self.root) or is_s3(self.root)) else None
+        of.decoded = DecodedImage(of.hdu, url, self.expected, fileobj=of.fileobj, mapped=mapped)
         self.files[key] = of
         return of
 
@@ -134,6 +139,22 @@ class OpenBrick:
         for of in self.files.values():
             of.close()
         self.files.clear()
+
+
+def _map_local(path: str) -> np.ndarray | None:
+    """A read-only memory map of a local file as uint8 (the compiled decoders read tile bytes from
+    it with no read call; pages come from the OS page cache), or None when it cannot be mapped.
+    The map closes when the last array over it is dropped."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return np.frombuffer(mmap.mmap(fd, 0, access=mmap.ACCESS_READ), np.uint8)
+    except (OSError, ValueError):  # empty or unmappable: read it through the file object
+        return None
+    finally:
+        os.close(fd)
 
 
 def _open_light(url: str, f) -> _OpenFile | None:
