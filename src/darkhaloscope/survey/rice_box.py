@@ -8,9 +8,11 @@ walks those tiles in one call: it decodes each tile's integers only down to the 
 Bit reader: the algorithm of cfitsio ``ricecomp.c`` ``fits_rdecomp`` (32-pixel blocks, a 5-bit
 split code per block, fs + 1 = 0 for an all-zero block, fs = 25 for raw 32-bit differences,
 otherwise a unary high part and fs low bits, zigzag-mapped differences of successive pixels),
-written here over a left-aligned 64-bit window refilled 32 bits at a time, with the unary part's
-leading zeros counted by LLVM's ``ctlz`` (one instruction). Reads never leave ``buf``: bytes past
-its end read as zeros, and a tile that consumes more bits than it has is reported corrupt.
+written here over a left-aligned 64-bit window topped up before every pixel without a branch (one
+unaligned big-endian load; the "variant 4" refill of F. Giesen, "Reading bits in far too many
+ways", 2018), with the unary part's leading zeros counted by LLVM's ``ctlz`` (one instruction). Reads never leave ``buf``: no read
+starts past the tile's last bit, a tile too near the buffer's end is decoded from a padded copy,
+and a tile whose bits run out before its pixels is reported corrupt.
 
 Dequantisation as cfitsio (FITS 4.0 section 10.2; ``dataset.fits_quant`` holds the dither
 sequence): ``float32((I - R + 0.5) * ZSCALE + ZZERO)`` for SUBTRACTIVE_DITHER_1/2 (DITHER_2:
@@ -45,43 +47,45 @@ def _clz64(typingctx, x):
     return sig, codegen
 
 
+PAD = 16  # bytes past a tile's end the bit reader may load (a 64-bit window one refill ahead)
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
-def _load32(buf, c):
-    """Big-endian 32 bits of ``buf`` at byte ``c`` (bytes past the end read as 0)."""
-    n = buf.shape[0]
-    if c + 4 <= n:
-        return (np.uint64(buf[c]) << np.uint64(24)) | (np.uint64(buf[c + 1]) << np.uint64(16)) | (np.uint64(buf[c + 2]) << np.uint64(8)) | np.uint64(buf[c + 3])
+def _load64(buf, c):
+    """The 8 bytes of ``buf`` from byte ``c`` as a big-endian uint64 (``c`` unsigned: no negative
+    index wraparound, so LLVM fuses the byte loads into one load + byte swap)."""
     v = np.uint64(0)
-    for i in range(4):
-        v = v << np.uint64(8)
-        if c + i < n:
-            v |= np.uint64(buf[c + i])
+    for i in range(8):
+        v = (v << np.uint64(8)) | np.uint64(buf[c + np.uint64(i)])
     return v
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def rice_ints(buf, start, nbytes, n, block, out):
     """Decode the first ``n`` pixels of the RICE_1 tile ``buf[start : start + nbytes]`` into ``out``
-    (int32). Returns 0, or -1 when the tile is corrupt (its bits run out before its pixels, or a
-    split code is impossible). Stopping early (``n`` below the tile's pixels) detects only
-    corruption in the bits it reads."""
+    (int32); ``buf`` must hold :data:`PAD` bytes after the tile (any values). Returns 0, or -1 when
+    the tile is corrupt (its bits run out before its pixels, or a split code is impossible).
+    Stopping early (``n`` below the tile's pixels) detects only corruption in the bits it reads.
+
+    The window ``w`` holds ``nb`` unread bits left-aligned (lower bits 0); a refill tops it up to
+    56..63 bits without a branch (load 8 bytes, shift them in under the valid bits, advance by
+    the whole bytes that fit), so each pixel is a refill, a ``ctlz`` and two shifts."""
     if nbytes < 4:
         return -1
-    limit = (start + nbytes) * 8  # bit position the tile must not pass
-    lastpix = np.uint32(_load32(buf, start))
-    c = start + 4  # next byte to load
-    w = np.uint64(0)  # bit window, left-aligned: its top nb bits are the next bits; lower bits are 0
-    nb = 0
-    one = np.uint64(1)
+    u8, u1 = np.uint64(8), np.uint64(1)
+    limit = np.uint64((start + nbytes) * 8)  # bits read may not pass the tile's end
+    lastpix = np.uint32(_load64(buf, np.uint64(start)) >> np.uint64(32))
+    c = np.uint64(start + 4)  # next byte not yet in the window
+    w = np.uint64(0)
+    nb = np.uint64(0)
     i = 0
     while i < n:
-        if nb <= 32:
-            w |= _load32(buf, c) << np.uint64(32 - nb)
-            c += 4
-            nb += 32
+        w |= _load64(buf, c) >> nb
+        c += (np.uint64(63) - nb) >> np.uint64(3)
+        nb |= np.uint64(56)
         fs = np.int64(w >> np.uint64(64 - FSBITS)) - 1
         w <<= np.uint64(FSBITS)
-        nb -= FSBITS
+        nb -= np.uint64(FSBITS)
         if fs > FSMAX:  # split codes 27..31 never occur in a valid stream
             return -1
         imax = min(i + block, n)
@@ -89,54 +93,52 @@ def rice_ints(buf, start, nbytes, n, block, out):
             for j in range(i, imax):
                 out[j] = np.int32(lastpix)
             i = imax
-        elif fs == FSMAX:  # differences stored raw, 32 bits each
-            for j in range(i, imax):
-                if nb <= 32:
-                    w |= _load32(buf, c) << np.uint64(32 - nb)
-                    c += 4
-                    nb += 32
+            continue
+        sfs = np.uint64(fs)
+        for j in range(i, imax):
+            if c * u8 - nb > limit:  # past the tile's bits: corrupt (checked before any further load)
+                return -1
+            w |= _load64(buf, c) >> nb
+            c += (np.uint64(63) - nb) >> np.uint64(3)
+            nb |= np.uint64(56)
+            if fs == FSMAX:  # difference stored raw, 32 bits
                 diff = np.uint32(w >> np.uint64(32))
-                w <<= np.uint64(32)
-                nb -= 32
-                diff = (diff >> np.uint32(1)) if (diff & np.uint32(1)) == 0 else ~(diff >> np.uint32(1))
-                lastpix = np.uint32(lastpix + diff)
-                out[j] = np.int32(lastpix)
-            i = imax
-        else:
-            sfs = np.uint64(fs)
-            for j in range(i, imax):
-                if nb <= 32:
-                    w |= _load32(buf, c) << np.uint64(32 - nb)
-                    c += 4
-                    nb += 32
-                nzero = 0
-                while w == 0:  # a run of zeros longer than the window (rare): consume it all
-                    nzero += nb
-                    nb = 0
-                    if c * 8 > limit:  # ran past the tile's bytes
-                        return -1
-                    w = _load32(buf, c) << np.uint64(32)
-                    c += 4
-                    nb = 32
-                z = np.int64(_clz64(w))
-                nzero += z
-                w = (w << np.uint64(z)) << one  # two shifts: z + 1 may be 64
-                nb -= z + 1
-                if nb < fs:
-                    w |= _load32(buf, c) << np.uint64(32 - nb)
-                    c += 4
-                    nb += 32
-                low = (w >> np.uint64(63 - fs)) >> one  # top fs bits (0 when fs = 0)
-                w <<= sfs
-                nb -= fs
-                diff = np.uint32((np.uint64(nzero) << sfs) | low)
-                diff = (diff >> np.uint32(1)) if (diff & np.uint32(1)) == 0 else ~(diff >> np.uint32(1))
-                lastpix = np.uint32(lastpix + diff)
-                out[j] = np.int32(lastpix)
-            i = imax
-        if c * 8 - nb > limit:  # consumed bits past the tile's end
-            return -1
-    return 0
+                w <<= np.uint64(BBITS)
+                nb -= np.uint64(BBITS)
+            else:
+                z = _clz64(w)
+                if z + u1 + sfs <= nb:  # unary zeros, stop bit and low bits all in the window
+                    w = (w << z) << u1
+                    low = (w >> (np.uint64(63) - sfs)) >> u1  # top fs bits (0 when fs = 0)
+                    w <<= sfs
+                    nb -= z + u1 + sfs
+                    nzero = z
+                else:  # a run of zeros longer than the window (rare): count it refill by refill
+                    nzero = np.uint64(0)
+                    while z >= nb:
+                        nzero += nb
+                        w, nb = np.uint64(0), np.uint64(0)
+                        if c * u8 > limit:
+                            return -1
+                        w |= _load64(buf, c) >> nb
+                        c += (np.uint64(63) - nb) >> np.uint64(3)
+                        nb |= np.uint64(56)
+                        z = _clz64(w)
+                    nzero += z
+                    w = (w << z) << u1
+                    nb -= z + u1
+                    w |= _load64(buf, c) >> nb
+                    c += (np.uint64(63) - nb) >> np.uint64(3)
+                    nb |= np.uint64(56)
+                    low = (w >> (np.uint64(63) - sfs)) >> u1
+                    w <<= sfs
+                    nb -= sfs
+                diff = np.uint32((nzero << sfs) | low)
+            diff = (diff >> np.uint32(1)) if (diff & np.uint32(1)) == 0 else ~(diff >> np.uint32(1))  # zigzag
+            lastpix = np.uint32(lastpix + diff)
+            out[j] = np.int32(lastpix)
+        i = imax
+    return 0 if c * u8 - nb <= limit else -1
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -195,7 +197,13 @@ def decode_box(buf, offsets, nbytes, th, tw, ny, nx, block, method, dither0, sca
             w = min(tw, nx - tx * tw)
             if offsets[k] < 0 or offsets[k] + nbytes[k] > buf.shape[0]:
                 return ERR_TRUNCATED, k
-            if rice_ints(buf, offsets[k], nbytes[k], r1 * w, block, ints) != 0:
+            if offsets[k] + nbytes[k] + PAD <= buf.shape[0]:
+                status = rice_ints(buf, offsets[k], nbytes[k], r1 * w, block, ints)
+            else:  # the tile ends the buffer: decode a copy with room for the window
+                padded = np.zeros(nbytes[k] + PAD, np.uint8)
+                padded[: nbytes[k]] = buf[offsets[k] : offsets[k] + nbytes[k]]
+                status = rice_ints(padded, 0, nbytes[k], r1 * w, block, ints)
+            if status != 0:
                 return ERR_CORRUPT, k
             used += nbytes[k]
             c0, c1 = max(x0, tx * tw) - tx * tw, min(x1, tx * tw + w) - tx * tw
