@@ -31,6 +31,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 FSBITS, FSMAX, BBITS = 5, 25, 32  # RICE_1 with 32-bit pixels (cfitsio ricecomp.c, bytepix 4)
+BLOCK = 32  # pixels per block (BLOCKSIZE; cfitsio's default, legacypipe's): a constant, so LLVM specialises the decoder for it
 ERR_CORRUPT, ERR_TRUNCATED = -1, -2  # decode_box status codes (a tile index is reported too)
 
 
@@ -181,12 +182,12 @@ def _dequantize_rows(ints, k, w, r0, r1, c0, c1, method, dither0, scale, zero, z
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def decode_box(buf, offsets, nbytes, th, tw, ny, nx, block, method, dither0, scale, zero, zblank, randoms, y0, y1, x0, x1, ints, out):
+def decode_box(buf, offsets, nbytes, th, tw, ny, nx, method, dither0, scale, zero, zblank, randoms, y0, y1, x0, x1, ints, out):
     """Pixels [y0:y1, x0:x1] of a RICE_1 float image into ``out`` (float32 [y1 - y0, x1 - x0]).
 
     Tile k (row-major over the (ceil(ny / th), ceil(nx / tw)) grid) is ``buf[offsets[k] :
-    offsets[k] + nbytes[k]]``; ``scale``/``zero`` float64 [n tiles]; ``ints`` int32 scratch of
-    th * tw. Returns (bytes of the tiles used, -1) or (ERR_*, the first bad tile)."""
+    offsets[k] + nbytes[k]]``, RICE_1 with 32-pixel blocks; ``scale``/``zero`` float64 [n tiles];
+    ``ints`` int32 scratch of th * tw. Returns (bytes of the tiles used, -1) or (ERR_*, the first bad tile)."""
     grid1 = (nx + tw - 1) // tw
     used = 0
     for ty in range(y0 // th, (y1 - 1) // th + 1):
@@ -198,11 +199,11 @@ def decode_box(buf, offsets, nbytes, th, tw, ny, nx, block, method, dither0, sca
             if offsets[k] < 0 or offsets[k] + nbytes[k] > buf.shape[0]:
                 return ERR_TRUNCATED, k
             if offsets[k] + nbytes[k] + PAD <= buf.shape[0]:
-                status = rice_ints(buf, offsets[k], nbytes[k], r1 * w, block, ints)
+                status = rice_ints(buf, offsets[k], nbytes[k], r1 * w, BLOCK, ints)
             else:  # the tile ends the buffer: decode a copy with room for the window
                 padded = np.zeros(nbytes[k] + PAD, np.uint8)
                 padded[: nbytes[k]] = buf[offsets[k] : offsets[k] + nbytes[k]]
-                status = rice_ints(padded, 0, nbytes[k], r1 * w, block, ints)
+                status = rice_ints(padded, 0, nbytes[k], r1 * w, BLOCK, ints)
             if status != 0:
                 return ERR_CORRUPT, k
             used += nbytes[k]

@@ -99,10 +99,10 @@ class RiceTiles(HeapTiles):
     """Direct decoder of one RICE_1 float image's pixel boxes (see module doc), or None via :meth:`of`."""
 
     def __init__(self, fileobj, heap_start: int, desc: np.ndarray, scale: np.ndarray, zero: np.ndarray, method: int, dither0: int,
-                 tile: tuple[int, int], shape: tuple[int, int], block: int, zblank: int, mapped: np.ndarray | None = None) -> None:
+                 tile: tuple[int, int], shape: tuple[int, int], zblank: int, mapped: np.ndarray | None = None) -> None:
         super().__init__(fileobj, heap_start, desc, tile, shape, mapped)
         self.scale, self.zero = scale, zero
-        self.method, self.dither0, self.block, self.zblank = method, dither0, block, zblank
+        self.method, self.dither0, self.zblank = method, dither0, zblank
         self._ints = np.empty(tile[0] * tile[1], np.int32)  # scratch: one tile's integers
 
     @classmethod
@@ -131,7 +131,7 @@ class RiceTiles(HeapTiles):
             zero = np.asarray(table.data["ZZERO"], np.float64).ravel()
         except (KeyError, ValueError, TypeError, OSError):
             return None
-        return cls(fileobj, heap, desc, scale, zero, method, int(h.get("ZDITHER0", 1)), tile, shape, 32,
+        return cls(fileobj, heap, desc, scale, zero, method, int(h.get("ZDITHER0", 1)), tile, shape,
                    int(h.get("ZBLANK", NULL_VALUE)), mapped)
 
     def read_box(self, y0: int, y1: int, x0: int, x1: int, out: np.ndarray | None = None) -> np.ndarray:
@@ -139,12 +139,18 @@ class RiceTiles(HeapTiles):
         ``out`` when given. A corrupt or truncated tile raises ValueError naming it."""
         if out is None:
             out = np.empty((y1 - y0, x1 - x0), np.float32)
-        buf, offsets = self.fetch(self.box_tiles(y0, y1, x0, x1))
-        status, k = decode_box(buf, offsets, self.nbytes, self.tile[0], self.tile[1], self.shape[0], self.shape[1], self.block, self.method,
+        if self.mapped is not None:  # the tiles' bytes are in the map: no fetch
+            buf, offsets = self.mapped, self.offsets
+        else:
+            buf, offsets = self.fetch(self.box_tiles(y0, y1, x0, x1))
+        status, k = decode_box(buf, offsets, self.nbytes, self.tile[0], self.tile[1], self.shape[0], self.shape[1], self.method,
                                self.dither0, self.scale, self.zero, self.zblank, RANDOMS, y0, y1, x0, x1, self._ints, out)
         if k >= 0:
             what = "lies past the end of the file (truncated)" if status == ERR_TRUNCATED else "its bytes end before its pixels (corrupt)"
             raise ValueError(f"tile {k}: {what}")
+        if self.mapped is not None:  # count the bytes used, as a read would have
+            self.bytes_read += status
+            http.BYTES.add(status)
         return out
 
     def decode_into(self, out: np.ndarray, t0: int, t1: int, s0: int, s1: int) -> None:
