@@ -232,6 +232,12 @@ def test_direct_hcompress_decoder_is_bit_exact_and_names_a_corrupt_tile(dr10_bri
             t0, t1 = ht.tile
             assert np.array_equal(sub[t0:, t1:], full[t0:, t1:]), path
             assert RiceTiles.of(h[1], f) is None  # each decoder takes only its own files
+            raw = np.frombuffer(path.read_bytes(), np.uint8)
+            zero = [ht.zero_tile(bytes(raw[ht.offsets[k] : ht.offsets[k] + ht.nbytes[k]]), *ht.tile_size(k // ht.grid[1], k % ht.grid[1]))
+                    for k in range(len(ht.nbytes))]
+            t0, t1 = ht.tile
+            truth = [not full[r * t0 : (r + 1) * t0, c * t1 : (c + 1) * t1].any() for r in range(ht.grid[0]) for c in range(ht.grid[1])]
+            assert zero == truth, path  # the all-zero shortcut fires exactly on the all-zero tiles
     bad = tmp_path / "bad.fits.fz"
     raw = bytearray(files[0].read_bytes())
     with fits.open(files[0]) as h:

@@ -21,6 +21,12 @@ import numpy as np
 
 from .tile_decode import HeapTiles, heap_layout
 
+# An HCOMPRESS_1 tile stream starts with: magic 0xDD 0x99, nx (tile rows), ny (tile columns) and
+# scale as 4-byte big-endian ints, the sum of all pixels (8 bytes), the bit planes of the three
+# quadrant groups (3 bytes); then the quadtree-coded bit planes, an end nybble 0 and the sign bits
+# (cfitsio ``fits_hdecompress.c`` ``decode`` / ``dodecode``, as astropy 8.0 bundles it).
+_MAGIC = b"\xdd\x99"
+_SUM, _PLANES, _END = slice(14, 22), slice(22, 25), 25
 DTYPES = {16: np.int16, 32: np.int32}  # ZBITPIX -> pixel type (the codec returns int32; lossless, so values fit)
 
 
@@ -50,7 +56,17 @@ class HcompressTiles(HeapTiles):
         heap, desc, shape, tile = layout
         out = cls(fileobj, heap, desc, tile, shape, mapped)
         out.hscale, out.smooth, out.dtype = hscale, smooth, DTYPES[int(h["ZBITPIX"])]
+        out._zeros = np.zeros(tile, out.dtype)  # shared by every all-zero tile (read-only)
+        out._zeros.flags.writeable = False
         return out
+
+    def zero_tile(self, stream: bytes, h: int, w: int) -> bool:
+        """True when ``stream`` is the HCOMPRESS_1 code of an all-zero h x w tile: sum of all pixels
+        0, no bit planes in any quadrant, the end nybble next. Every H-transform coefficient is then
+        0 and so is every pixel (the inverse transform of zeros; smoothing off). Most DR10 maskbits
+        tiles are such a 26-byte stream; their decoding is skipped."""
+        return (self.smooth == 0 and len(stream) > _END and stream[:2] == _MAGIC and int.from_bytes(stream[2:6], "big") == h
+                and int.from_bytes(stream[6:10], "big") == w and not any(stream[_SUM]) and not any(stream[_PLANES]) and stream[_END] >> 4 == 0)
 
     def decode_many(self, rows: np.ndarray, cols: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
         """{(row, column): [h, w] tile} of the tiles (``rows[i]``, ``cols[i]``), given in row-major order."""
@@ -66,6 +82,9 @@ class HcompressTiles(HeapTiles):
             start, n = int(offsets[k]), int(self.nbytes[k])
             if start + n > buf.shape[0]:
                 raise ValueError(f"tile {k}: lies past the end of the file (truncated)")
+            if self.zero_tile(bytes(buf[start : start + _END + 1]), h, w):
+                out[(r, c)] = self._zeros[:h, :w]
+                continue
             codec = HCompress1(scale=self.hscale, smooth=self.smooth, bytepix=8, nx=h, ny=w)
             try:
                 px = codec.decode(buf[start : start + n])
