@@ -116,10 +116,10 @@ class DecodedImage:
     ``expected``: stamps the caller expects from this brick (0 = unknown: start tile by tile).
     """
 
-    def __init__(self, hdu, path: str, expected: int = 0, fileobj=None, mapped: np.ndarray | None = None) -> None:
+    def __init__(self, hdu, path: str, expected: int = 0, fileobj=None, fd: int | None = None) -> None:
         self.hdu = hdu
         self.fileobj = fileobj  # the open file: RICE_1 / HCOMPRESS_1 tiles are then decoded directly (tile_decode.py)
-        self.mapped = mapped  # uint8 memory map of the whole file (local files), else None
+        self.fd = fd  # OS descriptor of a local file (tiles read with pread), else None
         self.path = path
         self.expected = int(expected)
         self.shape = tuple(int(n) for n in hdu.shape)
@@ -234,8 +234,8 @@ class DecodedImage:
         :mod:`.hcompress_tiles`), or None (astropy decodes it)."""
         if self._rice is False:
             self._rice = None
-            if self.compressed and (self.fileobj is not None or self.mapped is not None):
-                self._rice = RiceTiles.of(self.hdu, self.fileobj, self.mapped) or HcompressTiles.of(self.hdu, self.fileobj, self.mapped)
+            if self.compressed and (self.fileobj is not None or self.fd is not None):
+                self._rice = RiceTiles.of(self.hdu, self.fileobj, self.fd) or HcompressTiles.of(self.hdu, self.fileobj, self.fd)
         return self._rice
 
     def _decode_tiles(self, t0: int, s0: int, miss: np.ndarray) -> None:

@@ -5,7 +5,7 @@ DR10 writes maskbits (and nexp) as int32 HCOMPRESS, lossless (legacypipe ``py/le
 per call before it decodes a pixel (header checks), several times a stamp's decoding. As
 :class:`.tile_decode.RiceTiles` does for RICE_1 floats, :class:`HcompressTiles` reads the tile
 table once, then only the compressed bytes of the tiles a stamp touches (:class:`.tile_decode.HeapTiles`:
-a memory map of a local file, else one read per run of adjacent tiles), and decodes each tile with astropy's own HCOMPRESS codec
+one read per run of adjacent tiles), and decodes each tile with astropy's own HCOMPRESS codec
 (``astropy.io.fits.hdu.compressed._codecs.HCompress1``: cfitsio's ``fits_hdecompress``, the
 H-transform of White 1992), with the settings astropy uses for a tile (BYTEPIX 8, nx = tile rows,
 ny = tile columns; ``_tiled_compression._header_to_settings`` / ``_update_tile_settings``, astropy
@@ -35,10 +35,10 @@ class HcompressTiles(HeapTiles):
     Tiles are decoded whole (the H-transform needs the whole tile) and kept by the caller."""
 
     @classmethod
-    def of(cls, hdu, fileobj, mapped: np.ndarray | None = None) -> HcompressTiles | None:
+    def of(cls, hdu, fileobj, fd: int | None = None) -> HcompressTiles | None:
         """The decoder of a CompImageHDU, or None when astropy must decode it (see module doc)."""
         table = getattr(hdu, "_bintable", None)
-        if table is None or (fileobj is None and mapped is None):
+        if table is None or (fileobj is None and fd is None):
             return None
         h = table.header
         try:
@@ -54,7 +54,7 @@ class HcompressTiles(HeapTiles):
         if layout is None:
             return None
         heap, desc, shape, tile = layout
-        out = cls(fileobj, heap, desc, tile, shape, mapped)
+        out = cls(fileobj, heap, desc, tile, shape, fd)
         out.hscale, out.smooth, out.dtype = hscale, smooth, DTYPES[int(h["ZBITPIX"])]
         out._zeros = np.zeros(tile, out.dtype)  # shared by every all-zero tile (read-only)
         out._zeros.flags.writeable = False

@@ -10,12 +10,9 @@ a corrupt or truncated one is a DataFileError naming it.
 from __future__ import annotations
 
 import io
-import mmap
 import os
 import warnings
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from ..dataset.storage import StorageOptions, is_s3, join
 from ..errors import DataFileError
@@ -45,6 +42,7 @@ class _OpenFile:
     hdu: object
     fileobj: object
     decoded: DecodedImage | None = None
+    fd: int | None = None  # OS descriptor of a local file (the direct decoders pread tiles through it)
 
     def close(self) -> None:
         try:
@@ -55,6 +53,9 @@ class _OpenFile:
                 self.fileobj.close()
             except Exception:
                 pass
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
 
 
 @dataclass
@@ -90,8 +91,8 @@ class OpenBrick:
         except OSError as exc:
             raise DataFileError(f"cannot open {url}: {exc}", path=url) from None
         of = _open_light(url, f) or _open_fits(url, f)
-        mapped = _map_local(url) if not (remote.is_http(self.root) or is_s3(self.root)) else None
-        of.decoded = DecodedImage(of.hdu, url, self.expected, fileobj=of.fileobj, mapped=mapped)
+        of.fd = _local_fd(url) if not (remote.is_http(self.root) or is_s3(self.root)) else None
+        of.decoded = DecodedImage(of.hdu, url, self.expected, fileobj=of.fileobj, fd=of.fd)
         self.files[key] = of
         return of
 
@@ -141,20 +142,13 @@ class OpenBrick:
         self.files.clear()
 
 
-def _map_local(path: str) -> np.ndarray | None:
-    """A read-only memory map of a local file as uint8 (the compiled decoders read tile bytes from
-    it with no read call; pages come from the OS page cache), or None when it cannot be mapped.
-    The map closes when the last array over it is dropped."""
+def _local_fd(path: str) -> int | None:
+    """A read-only OS descriptor of a local file (the direct tile decoders read runs of tiles with
+    one ``os.preadv`` each, no Python buffering layer), or None when it cannot be opened."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        return os.open(path, os.O_RDONLY)
     except OSError:
         return None
-    try:
-        return np.frombuffer(mmap.mmap(fd, 0, access=mmap.ACCESS_READ), np.uint8)
-    except (OSError, ValueError):  # empty or unmappable: read it through the file object
-        return None
-    finally:
-        os.close(fd)
 
 
 def _open_light(url: str, f) -> _OpenFile | None:

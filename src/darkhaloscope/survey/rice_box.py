@@ -61,6 +61,14 @@ def _load64(buf, c):
     return v
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _refill(buf, c, w, nb):
+    """Top the window up to 56..63 bits without a branch: load the 8 bytes at ``c``, shift them
+    in under the ``nb`` valid bits, advance ``c`` by the whole bytes that fit."""
+    w |= _load64(buf, c) >> nb
+    return c + ((np.uint64(63) - nb) >> np.uint64(3)), w, nb | np.uint64(56)
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def rice_ints(buf, start, nbytes, n, block, out):
     """Decode the first ``n`` pixels of the RICE_1 tile ``buf[start : start + nbytes]`` into ``out``
@@ -68,22 +76,28 @@ def rice_ints(buf, start, nbytes, n, block, out):
     the tile is corrupt (its bits run out before its pixels, or a split code is impossible).
     Stopping early (``n`` below the tile's pixels) detects only corruption in the bits it reads.
 
-    The window ``w`` holds ``nb`` unread bits left-aligned (lower bits 0); a refill tops it up to
-    56..63 bits without a branch (load 8 bytes, shift them in under the valid bits, advance by
-    the whole bytes that fit), so each pixel is a refill, a ``ctlz`` and two shifts."""
+    The window ``w`` holds ``nb`` unread bits left-aligned (lower bits 0); :func:`_refill` tops it
+    up. A valid stream never needs a load from past byte ``start + nbytes + 8`` (the window holds
+    < 64 bits ahead of the bits consumed), so every load is guarded by that bound (memory safety
+    on corrupt bytes; :data:`PAD` = 16 covers the 8 bytes loaded) and the bits consumed are
+    checked against the tile's length at the end. Rice-coded pixels refill once per
+    48 // (fs + 3) codes (a code takes ~fs + 2 bits, so that many fit in 56; one that does not
+    fit takes the slow path, which refills), so the load's latency is paid once per several
+    pixels: 3.9 -> 2.8 ns per pixel on DR10-format tiles against a refill per pixel."""
     if nbytes < 4:
         return -1
-    u8, u1 = np.uint64(8), np.uint64(1)
-    limit = np.uint64((start + nbytes) * 8)  # bits read may not pass the tile's end
+    u1 = np.uint64(1)
+    limit = np.uint64((start + nbytes) * 8)  # bits consumed may not pass the tile's end
+    cmax = np.uint64(start + nbytes + 8)  # no load starts past this byte
     lastpix = np.uint32(_load64(buf, np.uint64(start)) >> np.uint64(32))
     c = np.uint64(start + 4)  # next byte not yet in the window
     w = np.uint64(0)
     nb = np.uint64(0)
     i = 0
     while i < n:
-        w |= _load64(buf, c) >> nb
-        c += (np.uint64(63) - nb) >> np.uint64(3)
-        nb |= np.uint64(56)
+        if c > cmax:
+            return -1
+        c, w, nb = _refill(buf, c, w, nb)
         fs = np.int64(w >> np.uint64(64 - FSBITS)) - 1
         w <<= np.uint64(FSBITS)
         nb -= np.uint64(FSBITS)
@@ -96,12 +110,15 @@ def rice_ints(buf, start, nbytes, n, block, out):
             i = imax
             continue
         sfs = np.uint64(fs)
+        per = 1 if fs == FSMAX else max(1, 48 // (fs + 3))  # codes per refill: a code takes ~fs + 2 bits
+        left = 0
         for j in range(i, imax):
-            if c * u8 - nb > limit:  # past the tile's bits: corrupt (checked before any further load)
-                return -1
-            w |= _load64(buf, c) >> nb
-            c += (np.uint64(63) - nb) >> np.uint64(3)
-            nb |= np.uint64(56)
+            if left == 0:
+                if c > cmax:
+                    return -1
+                c, w, nb = _refill(buf, c, w, nb)
+                left = per
+            left -= 1
             if fs == FSMAX:  # difference stored raw, 32 bits
                 diff = np.uint32(w >> np.uint64(32))
                 w <<= np.uint64(BBITS)
@@ -114,23 +131,21 @@ def rice_ints(buf, start, nbytes, n, block, out):
                     w <<= sfs
                     nb -= z + u1 + sfs
                     nzero = z
-                else:  # a run of zeros longer than the window (rare): count it refill by refill
+                else:  # the code does not fit the window (rare): refill as needed
                     nzero = np.uint64(0)
-                    while z >= nb:
+                    while z >= nb:  # the zeros run past the valid bits: count them, refill
                         nzero += nb
                         w, nb = np.uint64(0), np.uint64(0)
-                        if c * u8 > limit:
+                        if c > cmax:
                             return -1
-                        w |= _load64(buf, c) >> nb
-                        c += (np.uint64(63) - nb) >> np.uint64(3)
-                        nb |= np.uint64(56)
+                        c, w, nb = _refill(buf, c, w, nb)
                         z = _clz64(w)
                     nzero += z
                     w = (w << z) << u1
                     nb -= z + u1
-                    w |= _load64(buf, c) >> nb
-                    c += (np.uint64(63) - nb) >> np.uint64(3)
-                    nb |= np.uint64(56)
+                    if c > cmax:
+                        return -1
+                    c, w, nb = _refill(buf, c, w, nb)
                     low = (w >> (np.uint64(63) - sfs)) >> u1
                     w <<= sfs
                     nb -= sfs
@@ -139,7 +154,7 @@ def rice_ints(buf, start, nbytes, n, block, out):
             lastpix = np.uint32(lastpix + diff)
             out[j] = np.int32(lastpix)
         i = imax
-    return 0 if c * u8 - nb <= limit else -1
+    return 0 if c * np.uint64(8) - nb <= limit else -1
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

@@ -3,9 +3,9 @@
 astropy's ``CompImageHDU.section`` costs ~0.5 ms per call before it decodes a pixel, and a DR10
 stamp touches ~2.7 tiles in each of 7 files. :class:`HeapTiles` reads the compressed tile table
 once (descriptors; ZSCALE, ZZERO) and then only the compressed bytes of the tiles a stamp needs:
-from a read-only memory map of a local file (no read call at all), else one ranged read per run
-of tiles lying back to back in the heap (cfitsio writes a tile row's tiles in order; https and
-S3 keep fetching exactly those bytes, :mod:`.remote`).
+one read per run of tiles lying back to back in the heap (cfitsio writes a tile row's tiles in
+order): ``os.preadv`` for a local file, a ranged read for https and S3 (which keep fetching
+exactly those bytes, :mod:`.remote`).
 
 :class:`RiceTiles` serves RICE_1 float images with BYTEPIX 4 and BLOCKSIZE 32 (what legacypipe
 writes for DR10 image and invvar, ``py/legacypipe/survey.py`` ``get_compression_args``, DR10
@@ -18,11 +18,13 @@ setting and the real DR6 brick). HCOMPRESS maskbits: :mod:`.hcompress_tiles`; an
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..dataset.fits_quant import METHODS, RANDOMS
 from . import http
-from .rice_box import ERR_TRUNCATED, decode_box
+from .rice_box import ERR_TRUNCATED, PAD, decode_box
 
 NULL_VALUE = -2147483647  # cfitsio's default ZBLANK for quantised floats
 
@@ -42,75 +44,125 @@ def heap_layout(table) -> tuple[int, np.ndarray, tuple[int, int], tuple[int, int
 
 
 class HeapTiles:
-    """The compressed bytes of one image's tiles: from ``mapped`` (uint8 array of the whole local
-    file) when given, else read from ``fileobj`` by runs of adjacent tiles."""
+    """The compressed bytes of one image's tiles, read by runs of tiles lying back to back in the
+    heap: with ``os.preadv`` on ``fd`` (a local file's descriptor: one system call per run, into a
+    reused buffer) when given, else with ``fileobj`` seek + read (S3, https: one ranged request
+    per run, counted by :mod:`.remote`). Measured on DR10-format bricks: pread ~20 us per box
+    cheaper than a memory map's first-touch page faults, and than pyarrow's buffered reader."""
 
-    def __init__(self, fileobj, heap_start: int, desc: np.ndarray, tile: tuple[int, int], shape: tuple[int, int], mapped: np.ndarray | None = None) -> None:
+    def __init__(self, fileobj, heap_start: int, desc: np.ndarray, tile: tuple[int, int], shape: tuple[int, int], fd: int | None = None) -> None:
         self.fileobj = fileobj
-        self.mapped = mapped
+        self.fd = fd
         self.heap_start = heap_start
         self.desc = desc  # int64 [n tiles, 2]: (bytes, offset in heap)
         self.nbytes = np.ascontiguousarray(desc[:, 0])
         self.offsets = heap_start + desc[:, 1]  # from the file's start
+        self.after = np.append(self.offsets[1:] == self.offsets[:-1] + self.nbytes[:-1], False)  # tile k + 1 follows tile k
         self.tile, self.shape = tile, shape
         self.grid = (-(-shape[0] // tile[0]), -(-shape[1] // tile[1]))
         self.bytes_read = 0
+        self._buf = np.zeros(0, np.uint8)  # reused read buffer (fd path)
+        self._view = memoryview(self._buf)
+        self._rel = np.full(len(self.nbytes), -1, np.int64)  # offsets of fetched tiles in the buffer
+        self._offs, self._nbytes = self.offsets.tolist(), self.nbytes.tolist()  # plain ints for the per-stamp path
 
     def tile_size(self, r: int, c: int) -> tuple[int, int]:
         """(rows, columns) of tile (r, c): edge tiles may be short."""
         th, tw = self.tile
         return min(th, self.shape[0] - r * th), min(tw, self.shape[1] - c * tw)
 
-    def fetch(self, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(buffer, int64 [n tiles] offsets into it; -1 for tiles not fetched) holding the bytes of
-        tiles ``ks`` (ascending). Mapped files: the map itself. Counts the bytes in
-        :func:`.remote.bytes_read` (the map's too: they are the file's bytes this stamp used)."""
-        ks = np.asarray(ks, np.int64)
-        nbytes, off = self.desc[ks, 0], self.desc[ks, 1]
-        if self.mapped is not None:
-            n = int(nbytes.sum())
-            self.bytes_read += n
-            http.BYTES.add(n)
-            return self.mapped, self.offsets
-        breaks = (np.flatnonzero(off[1:] != off[:-1] + nbytes[:-1]) + 1).tolist()  # starts of non-contiguous runs
-        rel = np.full(self.desc.shape[0], -1, np.int64)
-        parts, pos = [], 0
-        for a, b in zip([0, *breaks], [*breaks, len(ks)], strict=True):
-            start, end = int(off[a]), int(off[b - 1] + nbytes[b - 1])
-            self.fileobj.seek(self.heap_start + start)
-            data = self.fileobj.read(end - start)
-            if len(data) != end - start:
-                raise ValueError(f"tiles {ks[a]}..{ks[b - 1]}: {len(data)} of their {end - start} bytes in the file (truncated)")
-            parts.append(data)
-            rel[ks[a:b]] = off[a:b] - start + pos
-            pos += end - start
-        self.bytes_read += pos
-        return np.frombuffer(parts[0] if len(parts) == 1 else b"".join(parts), np.uint8), rel
+    def fetch(self, ks) -> tuple[np.ndarray, np.ndarray]:
+        """(buffer with :data:`.rice_box.PAD` spare bytes at its end, int64 [n tiles] offsets of
+        tiles ``ks`` (ascending) in it; other entries stale) holding those tiles' bytes."""
+        runs, k0 = [], None
+        ks = [int(k) for k in ks]
+        for i, k in enumerate(ks):
+            k0 = k if k0 is None else k0
+            if i + 1 == len(ks) or ks[i + 1] != k + 1 or not self.after[k]:
+                runs.append((k0, k))
+                k0 = None
+        return self._read_runs(runs)
 
-    def box_tiles(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        """Indices (row-major) of the tiles pixels [y0:y1, x0:x1] touch."""
+    def fetch_box(self, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`fetch` of the tiles pixels [y0:y1, x0:x1] touch: one run per tile row when its
+        tiles lie back to back in the heap (as cfitsio writes them). Local files take a lean
+        path (plain ints, one ``preadv`` per tile row): it runs six times per stamp."""
         th, tw = self.tile
-        rows = np.arange(y0 // th, (y1 - 1) // th + 1)
-        cols = np.arange(x0 // tw, (x1 - 1) // tw + 1)
-        return (rows[:, None] * self.grid[1] + cols[None, :]).ravel()
+        s0, s1, g1 = x0 // tw, (x1 - 1) // tw, self.grid[1]
+        rows = range(y0 // th, (y1 - 1) // th + 1)
+        if self.fd is None or not all(s0 == s1 or self.after[ty * g1 + s0 : ty * g1 + s1].all() for ty in rows):
+            runs = []
+            for ty in rows:
+                k0, k1 = ty * g1 + s0, ty * g1 + s1
+                runs.extend([(k0, k1)] if k0 == k1 or self.after[k0:k1].all() else [(k, k) for k in range(k0, k1 + 1)])
+            return self._read_runs(runs)
+        offs, nbytes, rel = self._offs, self._nbytes, self._rel
+        pos = 0
+        for ty in rows:
+            k0, k1 = ty * g1 + s0, ty * g1 + s1
+            a, n = offs[k0], offs[k1] + nbytes[k1] - offs[k0]
+            if pos + n + PAD > self._buf.shape[0]:
+                self._grow(pos + n + PAD, pos)
+            got = os.preadv(self.fd, [self._view[pos : pos + n]], a)
+            if got != n:
+                raise ValueError(f"tiles {k0}..{k1}: {got} of their {n} bytes in the file (truncated)")
+            for k in range(k0, k1 + 1):
+                rel[k] = offs[k] - a + pos
+            pos += n
+        http.BYTES.add(pos)
+        self.bytes_read += pos
+        return self._buf, rel
 
+    def _grow(self, size: int, keep: int) -> None:
+        """Enlarge the read buffer to at least ``size`` bytes, keeping its first ``keep``."""
+        new = np.zeros(max(size, 2 * self._buf.shape[0]), np.uint8)
+        new[:keep] = self._buf[:keep]
+        self._buf, self._view = new, memoryview(new)
+
+    def _read_runs(self, runs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Read tiles k0..k1 (inclusive) of each run; count the bytes in :func:`.remote.bytes_read`."""
+        spans = [(int(self.offsets[k0]), int(self.offsets[k1] + self.nbytes[k1])) for k0, k1 in runs]
+        total = sum(b - a for a, b in spans)
+        if self.fd is None:
+            parts = []
+            for a, b in spans:
+                self.fileobj.seek(a)
+                parts.append(self.fileobj.read(b - a))
+            buf = np.frombuffer(b"".join(parts) + bytes(PAD), np.uint8)
+            got = [len(x) for x in parts]
+        else:
+            if self._buf.shape[0] < total + PAD:
+                self._grow(total + PAD, 0)
+            buf, pos, got = self._buf, 0, []
+            for a, b in spans:
+                got.append(os.preadv(self.fd, [self._view[pos : pos + b - a]], a))
+                pos += b - a
+            http.BYTES.add(sum(got))
+        pos = 0
+        for (k0, k1), (a, b), n in zip(runs, spans, got, strict=True):
+            if n != b - a:
+                raise ValueError(f"tiles {k0}..{k1}: {n} of their {b - a} bytes in the file (truncated)")
+            self._rel[k0 : k1 + 1] = self.offsets[k0 : k1 + 1] - a + pos
+            pos += b - a
+        self.bytes_read += total
+        return buf, self._rel
 
 class RiceTiles(HeapTiles):
     """Direct decoder of one RICE_1 float image's pixel boxes (see module doc), or None via :meth:`of`."""
 
     def __init__(self, fileobj, heap_start: int, desc: np.ndarray, scale: np.ndarray, zero: np.ndarray, method: int, dither0: int,
-                 tile: tuple[int, int], shape: tuple[int, int], zblank: int, mapped: np.ndarray | None = None) -> None:
-        super().__init__(fileobj, heap_start, desc, tile, shape, mapped)
+                 tile: tuple[int, int], shape: tuple[int, int], zblank: int, fd: int | None = None) -> None:
+        super().__init__(fileobj, heap_start, desc, tile, shape, fd)
         self.scale, self.zero = scale, zero
         self.method, self.dither0, self.zblank = method, dither0, zblank
         self._ints = np.empty(tile[0] * tile[1], np.int32)  # scratch: one tile's integers
 
     @classmethod
-    def of(cls, hdu, fileobj, mapped: np.ndarray | None = None) -> RiceTiles | None:
+    def of(cls, hdu, fileobj, fd: int | None = None) -> RiceTiles | None:
         """The decoder of a CompImageHDU, or None when astropy must decode it (not RICE_1 float
         with BYTEPIX 4 / BLOCKSIZE 32, unquantised or lossless-fallback tiles, odd tables)."""
         table = getattr(hdu, "_bintable", None)
-        if table is None or (fileobj is None and mapped is None):
+        if table is None or (fileobj is None and fd is None):
             return None
         h = table.header
         try:
@@ -132,25 +184,19 @@ class RiceTiles(HeapTiles):
         except (KeyError, ValueError, TypeError, OSError):
             return None
         return cls(fileobj, heap, desc, scale, zero, method, int(h.get("ZDITHER0", 1)), tile, shape,
-                   int(h.get("ZBLANK", NULL_VALUE)), mapped)
+                   int(h.get("ZBLANK", NULL_VALUE)), fd)
 
     def read_box(self, y0: int, y1: int, x0: int, x1: int, out: np.ndarray | None = None) -> np.ndarray:
         """float32 pixels [y0:y1, x0:x1] (inside the image), in one compiled call; written into
         ``out`` when given. A corrupt or truncated tile raises ValueError naming it."""
         if out is None:
             out = np.empty((y1 - y0, x1 - x0), np.float32)
-        if self.mapped is not None:  # the tiles' bytes are in the map: no fetch
-            buf, offsets = self.mapped, self.offsets
-        else:
-            buf, offsets = self.fetch(self.box_tiles(y0, y1, x0, x1))
+        buf, offsets = self.fetch_box(y0, y1, x0, x1)
         status, k = decode_box(buf, offsets, self.nbytes, self.tile[0], self.tile[1], self.shape[0], self.shape[1], self.method,
                                self.dither0, self.scale, self.zero, self.zblank, RANDOMS, y0, y1, x0, x1, self._ints, out)
         if k >= 0:
             what = "lies past the end of the file (truncated)" if status == ERR_TRUNCATED else "its bytes end before its pixels (corrupt)"
             raise ValueError(f"tile {k}: {what}")
-        if self.mapped is not None:  # count the bytes used, as a read would have
-            self.bytes_read += status
-            http.BYTES.add(status)
         return out
 
     def decode_into(self, out: np.ndarray, t0: int, t1: int, s0: int, s1: int) -> None:
