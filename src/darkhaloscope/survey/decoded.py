@@ -179,14 +179,14 @@ class DecodedImage:
         ty, tx = self.tile
         t0, t1, s0, s1 = y0 // ty, (y1 - 1) // ty + 1, x0 // tx, (x1 - 1) // tx + 1
         miss = ~self.have[t0:t1, s0:s1]
-        if miss.any():
+        if miss.any() and self.rice is not None:  # HCOMPRESS tiles from the heap: cheap per call, cached, never a whole pass
+            self._decode_tiles(t0, s0, miss)
+        elif miss.any():
             if self.whole is None:
                 self.whole = prefer_whole(self.shape, self.tile, max(y1 - y0, x1 - x0), self.expected)
             rest_ms = whole_ms(self.shape[0] * self.shape[1] - self.decoded_pixels)
             if self.whole or self.calls * SECTION_CALL_MS >= rest_ms:
                 self._fill(0, self.grid[0], 0, self.grid[1])
-            elif self.rice is not None:
-                self._decode_tiles(t0, s0, miss)
             else:  # bounding box of the missing tiles only
                 rows, cols = np.flatnonzero(miss.any(axis=1)), np.flatnonzero(miss.any(axis=0))
                 self._fill(t0 + rows[0], t0 + rows[-1] + 1, s0 + cols[0], s0 + cols[-1] + 1)
