@@ -16,11 +16,19 @@ decoded tiles) and fills it one of two ways, chosen per file:
   ski-rental rule, never worse than 2x the better choice in hindsight), the rest is decoded whole.
 
 Both paths go through ``.section`` on whole tiles, so pixels are bit-identical to a direct
-``.section`` of the stamp box (tiles are decoded and dequantised independently). RICE_1 float
-files (DR10 image and invvar) and HCOMPRESS_1 int32 files (DR10 maskbits) read tile by tile skip
-astropy's sections: their missing tiles are decoded by :mod:`.tile_decode` / :mod:`.hcompress_tiles`
-(one read per run of adjacent tiles, bit-identical, tested) and kept as compact tiles. Images that are
-not tile-compressed are read with ``.section`` directly (astropy reads only the rows needed).
+``.section`` of the stamp box (tiles are decoded and dequantised independently). Files with a
+direct decoder skip astropy (bit-identical, tested against its full decode):
+
+- RICE_1 floats (DR10 image and invvar): :class:`.tile_decode.RiceTiles` cuts each stamp's box in
+  one compiled call (tiles decoded down to the box's last row, only the box's pixels
+  dequantised), with no tile cache (at DR10's density stamps rarely share a tile; a box costs
+  ~0.1 ms); the whole file is decoded once by the same kernel when the brick serves enough
+  stamps (:func:`prefer_whole_direct`, and the same ski-rental switch without a hint);
+- HCOMPRESS_1 integers (DR10 maskbits, nexp): :mod:`.hcompress_tiles`, tile by tile with the
+  tile cache, never a whole pass (all-zero tiles, most maskbits tiles, cost ~nothing).
+
+Images that are not tile-compressed are read with ``.section`` directly (astropy reads only the
+rows needed).
 
 Units: pixels; sizes in bytes.
 """
@@ -111,7 +119,8 @@ def prefer_whole_direct(shape: tuple[int, int], tile: tuple[int, int], size: int
 
 
 class DecodedImage:
-    """Pixels of one 2-D image HDU, decoded at most once per tile while the file stays open.
+    """Pixels of one 2-D image HDU, decoded at most once per tile while the file stays open
+    (the compiled RICE path: box by box, or whole once; see the module doc).
 
     ``expected``: stamps the caller expects from this brick (0 = unknown: start tile by tile).
     """
