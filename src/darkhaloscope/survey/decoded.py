@@ -175,13 +175,19 @@ class DecodedImage:
         self.have[:] = False
         self.decoded_pixels = 0
 
-    def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    def read(self, y0: int, y1: int, x0: int, x1: int, out: np.ndarray | None = None) -> np.ndarray:
         """Pixels [y0:y1, x0:x1] (0 <= y0 < y1 <= ny, same for x): a view of the full-size array
         (whole-decoded files), a box decoded for this call (compiled RICE path) or a copy
-        assembled from the compact tiles (HCOMPRESS path)."""
+        assembled from the compact tiles (HCOMPRESS path). With ``out`` (C-contiguous, the box's
+        shape) the pixels are written there (the compiled path decodes straight into it)."""
+        if out is not None:
+            if self.data is None and isinstance(self.rice, RiceTiles):  # (a RICE file's data is only ever the whole image)
+                return self._read_rice(y0, y1, x0, x1, out)
+            np.copyto(out, self.read(y0, y1, x0, x1))
+            return out
         if not self.compressed:
             return section(self.hdu, self.path, y0, y1, x0, x1)
-        if self.data is not None and self.have.all():
+        if self.data is not None and self.decoded_pixels == self.shape[0] * self.shape[1]:  # every tile decoded
             return self.data[y0:y1, x0:x1]
         if isinstance(self.rice, RiceTiles):
             return self._read_rice(y0, y1, x0, x1)
@@ -203,7 +209,7 @@ class DecodedImage:
             return self.data[y0:y1, x0:x1]
         return self._assemble(y0, y1, x0, x1, t0, t1, s0, s1)
 
-    def _read_rice(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    def _read_rice(self, y0: int, y1: int, x0: int, x1: int, out: np.ndarray | None = None) -> np.ndarray:
         """A box through the compiled RICE path: cut on its own (no tile cache: at DR10's density
         stamps rarely share a tile), or the whole file decoded once when the brick serves enough
         stamps (:func:`prefer_whole_direct`; ski-rental switch after as many boxes' cost)."""
@@ -215,9 +221,12 @@ class DecodedImage:
                 self.data = self.rice.read_box(0, self.shape[0], 0, self.shape[1])
                 self.have[:] = True
                 self.decoded_pixels = self.shape[0] * self.shape[1]
+                if out is not None:
+                    np.copyto(out, self.data[y0:y1, x0:x1])
+                    return out
                 return self.data[y0:y1, x0:x1]
             self.boxes += 1
-            return self.rice.read_box(y0, y1, x0, x1)
+            return self.rice.read_box(y0, y1, x0, x1, out)
         except Exception as exc:  # a corrupt or truncated tile: name the file, as section() does
             raise DataFileError(f"corrupt file {self.path}: cannot decompress [{y0}:{y1}, {x0}:{x1}]: {type(exc).__name__}: {exc}", path=self.path) from None
 
