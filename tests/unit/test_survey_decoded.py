@@ -197,3 +197,13 @@ def test_prefer_whole_rule():
         assert all(seq[first:]) and not any(seq[:first])
     # a DR10 brick (~37 LRGs) is cut tile by tile: whole-file decoding pays only from ~180 stamps
     assert 5 <= demo.index(True) <= 30 and 120 <= dr10.index(True) <= 260
+
+
+def test_prefer_whole_direct_rule():
+    """The compiled RICE path: a box costs its own tiles (no cache), so whole-file decoding pays only
+    when n boxes cost more than one pass over the file; a DR10 brick with its ~37 LRGs never does."""
+    dr10 = [decoded.prefer_whole_direct((3600, 3600), (100, 100), 64, n) for n in range(0, 1000)]
+    first = dr10.index(True)
+    assert all(dr10[first:]) and not any(dr10[:first]) and 400 <= first <= 800
+    n_px = (1.0 + 63 / 100) * 100 * (64 + 50)  # tile columns touched x rows from the tile top to the box end
+    assert abs(decoded.direct_box_ms((100, 100), 64) - (decoded.DIRECT_CALL_MS + n_px * decoded.DIRECT_PIXEL_MS)) < 1e-12
