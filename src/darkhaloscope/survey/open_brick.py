@@ -42,7 +42,7 @@ class _OpenFile:
     hdu: object
     fileobj: object
     decoded: DecodedImage | None = None
-    fd: int | None = None  # OS descriptor of a local file (the direct decoders pread tiles through it)
+    local: _Descriptor | None = None  # a local file's OS descriptor (the direct decoders pread tiles through it)
 
     def close(self) -> None:
         try:
@@ -53,9 +53,8 @@ class _OpenFile:
                 self.fileobj.close()
             except Exception:
                 pass
-            if self.fd is not None:
-                os.close(self.fd)
-                self.fd = None
+            if self.local is not None:
+                self.local.close()
 
 
 @dataclass
@@ -91,8 +90,8 @@ class OpenBrick:
         except OSError as exc:
             raise DataFileError(f"cannot open {url}: {exc}", path=url) from None
         of = _open_light(url, f) or _open_fits(url, f)
-        of.fd = _local_fd(url) if not (remote.is_http(self.root) or is_s3(self.root)) else None
-        of.decoded = DecodedImage(of.hdu, url, self.expected, fileobj=of.fileobj, fd=of.fd)
+        of.local = _Descriptor.open(url) if not (remote.is_http(self.root) or is_s3(self.root)) else None
+        of.decoded = DecodedImage(of.hdu, url, self.expected, fileobj=of.fileobj, fd=of.local.fd if of.local else None)
         self.files[key] = of
         return of
 
@@ -142,13 +141,29 @@ class OpenBrick:
         self.files.clear()
 
 
-def _local_fd(path: str) -> int | None:
+class _Descriptor:
     """A read-only OS descriptor of a local file (the direct tile decoders read runs of tiles with
-    one ``os.preadv`` each, no Python buffering layer), or None when it cannot be opened."""
-    try:
-        return os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
+    one ``os.preadv`` each, no Python buffering layer); closed with its brick, or when collected
+    (a reader dropped without ``close`` must not leak descriptors)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd: int | None = fd
+
+    @classmethod
+    def open(cls, path: str) -> _Descriptor | None:
+        """The descriptor of ``path``, or None when it cannot be opened (reads then go through the file object)."""
+        try:
+            return cls(os.open(path, os.O_RDONLY))
+        except OSError:
+            return None
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __del__(self) -> None:
+        self.close()
 
 
 def _open_light(url: str, f) -> _OpenFile | None:
