@@ -144,6 +144,7 @@ class DecodedImage:
         self.calls = 0  # section calls made
         self.boxes = 0  # boxes cut by the compiled RICE path
         self.whole: bool | None = None  # decided at the first read
+        self._box_ms = 0.0  # compiled RICE path: modelled ms per box (set with whole)
         self._quant: FileQuant | None | bool = False  # False: not read yet
         self._rice: RiceTiles | HcompressTiles | None | bool = False  # False: not looked at yet
 
@@ -216,8 +217,9 @@ class DecodedImage:
         size = max(y1 - y0, x1 - x0)
         if self.whole is None:
             self.whole = prefer_whole_direct(self.shape, self.tile, size, self.expected)
+            self._box_ms = direct_box_ms(self.tile, size)  # the ski-rental switch's price per box
         try:
-            if self.whole or self.boxes * direct_box_ms(self.tile, size) >= self.shape[0] * self.shape[1] * DIRECT_PIXEL_MS:
+            if self.whole or self.boxes * self._box_ms >= self.shape[0] * self.shape[1] * DIRECT_PIXEL_MS:
                 self.data = self.rice.read_box(0, self.shape[0], 0, self.shape[1])
                 self.have[:] = True
                 self.decoded_pixels = self.shape[0] * self.shape[1]

@@ -65,6 +65,8 @@ class HeapTiles:
         self._view = memoryview(self._buf)
         self._rel = np.full(len(self.nbytes), -1, np.int64)  # offsets of fetched tiles in the buffer
         self._offs, self._nbytes = self.offsets.tolist(), self.nbytes.tolist()  # plain ints for the per-stamp path
+        g1 = self.grid[1]
+        self._row_in_order = [bool(self.after[r * g1 : (r + 1) * g1 - 1].all()) for r in range(self.grid[0])]  # a tile row's tiles back to back
 
     def tile_size(self, r: int, c: int) -> tuple[int, int]:
         """(rows, columns) of tile (r, c): edge tiles may be short."""
@@ -90,7 +92,7 @@ class HeapTiles:
         th, tw = self.tile
         s0, s1, g1 = x0 // tw, (x1 - 1) // tw, self.grid[1]
         rows = range(y0 // th, (y1 - 1) // th + 1)
-        if self.fd is None or not all(s0 == s1 or self.after[ty * g1 + s0 : ty * g1 + s1].all() for ty in rows):
+        if self.fd is None or not all(self._row_in_order[ty] for ty in rows):
             runs = []
             for ty in rows:
                 k0, k1 = ty * g1 + s0, ty * g1 + s1
