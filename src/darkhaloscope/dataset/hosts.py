@@ -7,7 +7,7 @@ The API other modules use (stable; ``negatives`` and ``generate --hosts`` build 
     cutout_from_host_row(row, cfg) -> Cutout                       # generate --hosts
     host_hash(cfg) -> str                                          # what a host table depends on
 
-A host row's ``stamp_npz`` is the cutout in stamp format 2 with its quantisation grids, so
+A host row's ``stamp_npz`` is the cutout in stamp format 3 with its quantisation grids, so
 :func:`cutout_from_host_row` gives back the very ``Cutout`` the brick reader made (image,
 invvar and maskbits bit for bit, same grids), and a dataset made from hosts has the bytes of
 one made from the bricks (tests/integration/test_stage_job.py).
