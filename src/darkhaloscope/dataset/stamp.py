@@ -227,7 +227,7 @@ def grids_from_vector(vector: np.ndarray) -> list[QuantGrid | None]:
 
 
 def decode_stamp_grids(blob: bytes) -> dict[str, list[QuantGrid | None]] | None:
-    """``{"image": [...], "invvar": [...]}``: the quantisation grids a format-2 ``stamp_npz``
+    """``{"image": [...], "invvar": [...]}``: the quantisation grids a format-2 or -3 ``stamp_npz``
     was encoded with (what ``Cutout.grids`` held), None for format 1. With the decoded arrays
     they let the dataset layer re-encode a host stamp byte for byte (``dataset.hosts``)."""
     if is_format3(blob):
