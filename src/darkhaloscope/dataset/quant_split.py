@@ -6,8 +6,8 @@ the coadd's fpack quantisation stored (FITS 4.0 section 10.2; cfitsio ``imcompre
 and the float32 added to the host (the arc and its noise; 0 for a host or control). What differs:
 
 * the integers stay absolute int32 (the file's own), one [B, S, S] array, so the survey's own
-  integer codec (RICE_1, ``dataset.stamp_v3``) can code them; no smallest-integer offset, no
-  predictor (Rice codes the differences along the raster itself);
+  integer codec (RICE_1, ``dataset.stamp_v3``) can code them; no smallest-integer offset, and
+  the prediction is a separate step (:func:`to_rice_input`, the mean of four causal neighbours);
 * the integer of a pixel depends on the host alone: a pixel whose host value comes back from
   ``I`` keeps ``I`` even when the added value does not (that pixel is raw, its addend the value);
   a pixel whose host does not come back (NaN, DITHER_2 zeros, stitched or unquantised bands)
@@ -34,8 +34,9 @@ def split_plane_kernel(base, values, vector, randoms):
     """(integers int32 [B, S, S], addends uint8 [4, B, S, S] byte planes, raw bits uint8 [B, S*S/8]).
 
     ``base``: float32 [B, S, S] as read from the file; ``values``: float32 [B, S, S] stored. A band
-    none of whose host pixels comes back from an int32 is turned raw (``vector[pos + 1]`` and
-    its count stay, its integers are 0): every pixel raw, the addend the value itself.
+    none of whose host pixels comes back from an int32 is turned raw as format 2 records it (its
+    grid stays, its predictor and smallest-integer slots are set to 0, its integers are 0): every
+    pixel raw, the addend the value itself.
     """
     nb, s0, s1 = values.shape
     ints = np.zeros((nb, s0, s1), np.int32)

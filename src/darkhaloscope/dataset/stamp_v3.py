@@ -57,7 +57,7 @@ def is_format3(blob: bytes) -> bool:
 
 def _grid_vector(grids: Sequence[QuantGrid | None] | None, nb: int) -> np.ndarray:
     """Format 2's grid vector: per band ``[0]`` (raw) or ``[n, predictor, *grid.to_vector(0)]``
-    (the predictor: always :data:`PREDICT_MEAN4`; raw bands have integers 0)."""
+    (the predictor :data:`PREDICT_MEAN4`; the kernel sets it to 0 for a band it turns raw)."""
     parts = []
     for b in range(nb):
         grid = grids[b] if grids is not None and b < len(grids) else None
