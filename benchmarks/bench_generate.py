@@ -14,7 +14,8 @@ included, / stamps: the figure to trust on a shared machine, where wall x cores 
 people's work), ``spark_over_multiprocessing`` (warm Spark wall / pool wall), ``bytes_per_stamp``
 (shard bytes / rows, whole rows as configured), ``bytes_per_stamp_without_arc`` (the production
 layout, no ``arc_npz``; also for controls and injections apart), per-stage CPU ms, and bytes and write CPU ms per row for each
-codec and level in ``CODECS``.
+codec and level in ``CODECS`` (every column) and for the configured layout (``..._configured``:
+``generate.compression`` for the columns, ``generate.blob_compression`` for the pixel blobs).
 """
 
 from __future__ import annotations
@@ -137,17 +138,19 @@ def _stages(cfg, inputs: dict, out: Path, n: int = 150) -> dict:
         "generate_inject_ms_mean_injections": 1e3 * statistics.fmean(inj) if inj else 0.0,
         "generate_finish_row_ms_mean": 1e3 * statistics.fmean(t_fin),
     }
-    for codec, level in CODECS:
-        path = out / "stages" / f"{codec}{level or ''}.parquet"
+    # one codec for every column, then the configured layout (gzip; pixel blobs generate.blob_compression)
+    layouts = [(f"{codec}{level or ''}", WriterSettings(codec, level, cfg.generate.row_group_rows)) for codec, level in CODECS]
+    layouts.append(("configured", WriterSettings.from_config(cfg.generate)))
+    for name, settings in layouts:
+        path = out / "stages" / f"{name}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         cpu = []
         for _ in range(3):  # median CPU of 3 writes (bytes are identical)
             t0 = clock()
-            w = ShardWriter(str(path), WriterSettings(codec, level, cfg.generate.row_group_rows))
+            w = ShardWriter(str(path), settings)
             w.write_rows(rows)
             s = w.close()
             cpu.append(clock() - t0)
-        name = f"{codec}{level or ''}"
         figures[f"generate_write_ms_{name}"] = 1e3 * statistics.median(cpu) / len(rows)
         figures[f"bytes_per_stamp_{name}"] = s.bytes / len(rows)
         md = pq.ParquetFile(path).metadata
