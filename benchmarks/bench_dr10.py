@@ -11,15 +11,17 @@ Figures (CPU time of this process; the machine is shared, ``uptime`` load is rec
   dr10_stamps_per_brick                tasks per brick (DR10: ~37)
   dr10_cutout_ms_per_stamp             BrickReader (files opened from their raw header and tile
                                        table, survey/tile_table.py; the tiles a stamp needs read
-                                       from the heap and decoded directly: RICE image/invvar by
-                                       survey/tile_decode.py down to the stamp's last row, HCOMPRESS
-                                       maskbits by survey/hcompress_tiles.py; decoded-tile cache,
+                                       from the heap (pread per tile row) and decoded directly: RICE
+                                       image/invvar in one compiled call per file, integers down to
+                                       the stamp's last row, only its pixels dequantised
+                                       (survey/rice_box.py); HCOMPRESS maskbits tile by tile with the
+                                       tile cache, all-zero tiles skipped (survey/hcompress_tiles.py);
                                        ``expect`` hint as generate gives), all seven files of a grz
                                        stamp; first stamp of each brick (opens) included; process warm
   dr10_cutout_fitsio_ms_per_stamp      the same stamps through fitsio image slices (cfitsio reads
                                        and decodes only the tiles touched), side by side
-  dr10_end_to_end_core_ms_per_stamp    cutout + inject + finish_row (encode) + Parquet write (gzip as
-                                       configured), half controls, half injections, warm
+  dr10_end_to_end_core_ms_per_stamp    cutout + inject + finish_row (encode) + Parquet write (codecs as
+                                       configured: gzip, pixel blobs zstd), half controls, half injections, warm
   dr10_bytes_per_stamp                 shard bytes per row written by that run (config's codec and
                                        write_arc)
   dr10_http_bytes_per_stamp            bytes fetched per stamp by survey/remote.py (https reader,
@@ -192,8 +194,8 @@ def _end_to_end(cfg, inputs, tasks, out: Path) -> float:
 
 
 def _stage(cfg, inputs, tasks, out: Path) -> float:
-    """CPU ms per stamp of staging at DR10 density: cutout + host row (stamp format 2 with its
-    grids, every task column) + gzip Parquet write, warm, as a stage partition does
+    """CPU ms per stamp of staging at DR10 density: cutout + host row (stamp format 3 with its
+    grids, every task column) + Parquet write (gzip, pixels zstd), warm, as a stage partition does
     (spark/host_rows.py)."""
     from darkhaloscope.dataset.host_schema import host_schema
     from darkhaloscope.dataset.storage import StorageOptions

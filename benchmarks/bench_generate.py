@@ -1,7 +1,8 @@
 """Generate-job throughput and size on the synthetic survey, measured in this run.
 
-Builds (once, under ``<out>/generate_inputs``) the synthetic survey, task table and procedural
-bank of ``cfg``; takes a fixed subset of the tasks (every brick, ``N_TASKS`` tasks); then runs the
+Builds (once, under ``<out>/generate_inputs``) the synthetic survey (``cfg``'s, with at least
+``SKY_BRICKS`` bricks so that a production partition's worth of tasks exists), task table and
+procedural bank of ``cfg``; takes a fixed subset of the tasks (every brick, ``N_TASKS`` tasks); then runs the
 same work three times: Spark local[2] cold, Spark local[2] warm (same session, workers reused),
 and a 2-process ``multiprocessing`` pool of the same per-partition function. Also times each
 stage of one stamp in a single process (cutout, inject, row finishing, shard write per codec).
@@ -13,7 +14,8 @@ included, / stamps: the figure to trust on a shared machine, where wall x cores 
 people's work), ``spark_over_multiprocessing`` (warm Spark wall / pool wall), ``bytes_per_stamp``
 (shard bytes / rows, whole rows as configured), ``bytes_per_stamp_without_arc`` (the production
 layout, no ``arc_npz``; also for controls and injections apart), per-stage CPU ms, and bytes and write CPU ms per row for each
-codec and level in ``CODECS``.
+codec and level in ``CODECS`` (every column) and for the configured layout (``..._configured``:
+``generate.compression`` for the columns, ``generate.blob_compression`` for the pixel blobs).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 N_TASKS = 3000  # ~ one production partition (configs/dr10.yaml: ~2,900 stamps); 800 measured mostly per-run fixed costs
+SKY_BRICKS = 78  # the bench's sky: the demo's bricks (~18 tasks each) in more rows, so N_TASKS tasks exist
 REPEATS = 2
 CORES = 2
 CODECS = (("gzip", 1), ("gzip", 3), ("gzip", 6), ("gzip", 9), ("zstd", 1), ("zstd", 3), ("zstd", 9), ("none", None))
@@ -66,10 +69,12 @@ def _inputs(cfg, out: Path) -> dict:
     import yaml
 
     from darkhaloscope.cli import main as cli
-    from darkhaloscope.config import config_hash, config_to_dict
-
-    base = out / "generate_inputs"
+    from darkhaloscope.config import config_hash, config_to_dict, replace
     from darkhaloscope.survey.build_survey import FILE_FORMAT
+
+    syn = cfg.survey.synthetic
+    cfg = replace(cfg, **{"survey.synthetic.n_bricks_dec": max(syn.n_bricks_dec, -(-SKY_BRICKS // syn.n_bricks_ra))})
+    base = out / "generate_inputs"
 
     marker = base / f".built-{config_hash(cfg)}-files{FILE_FORMAT}"
     cfgfile = base / "config.yaml"
@@ -133,17 +138,19 @@ def _stages(cfg, inputs: dict, out: Path, n: int = 150) -> dict:
         "generate_inject_ms_mean_injections": 1e3 * statistics.fmean(inj) if inj else 0.0,
         "generate_finish_row_ms_mean": 1e3 * statistics.fmean(t_fin),
     }
-    for codec, level in CODECS:
-        path = out / "stages" / f"{codec}{level or ''}.parquet"
+    # one codec for every column, then the configured layout (gzip; pixel blobs generate.blob_compression)
+    layouts = [(f"{codec}{level or ''}", WriterSettings(codec, level, cfg.generate.row_group_rows)) for codec, level in CODECS]
+    layouts.append(("configured", WriterSettings.from_config(cfg.generate)))
+    for name, settings in layouts:
+        path = out / "stages" / f"{name}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         cpu = []
         for _ in range(3):  # median CPU of 3 writes (bytes are identical)
             t0 = clock()
-            w = ShardWriter(str(path), WriterSettings(codec, level, cfg.generate.row_group_rows))
+            w = ShardWriter(str(path), settings)
             w.write_rows(rows)
             s = w.close()
             cpu.append(clock() - t0)
-        name = f"{codec}{level or ''}"
         figures[f"generate_write_ms_{name}"] = 1e3 * statistics.median(cpu) / len(rows)
         figures[f"bytes_per_stamp_{name}"] = s.bytes / len(rows)
         md = pq.ParquetFile(path).metadata

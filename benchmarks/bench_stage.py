@@ -6,7 +6,8 @@ own per-partition function (the Spark runner adds the same fixed JVM overhead to
 
 - ``stage`` from local bricks: ``stage_ms_per_stamp`` (CPU ms of the process tree per stamp),
   ``stage_core_ms_per_stamp`` (wall x cores / stamps), ``host_table_bytes_per_stamp`` (shard
-  bytes / rows: the target is <= 24 KB), ``stage_survey_bytes_per_stamp`` (brick bytes read);
+  bytes / rows: the target is <= 24 KB), ``host_table_bytes_per_quantised_stamp`` (the same
+  for the stamps inside one brick file, not stitched), ``stage_survey_bytes_per_stamp`` (brick bytes read);
 - ``generate --hosts`` on that host table: ``generate_from_hosts_core_ms_per_stamp`` (wall x
   cores / stamps) and ``generate_from_hosts_cpu_ms_per_stamp``; target: at most the seeds'
   render alone per stamp (``seed_reference_ms_per_stamp`` of ``bench_physics``, same run);
@@ -87,6 +88,22 @@ def _per_stamp(cfg, hosts: str, bank: str, out: Path) -> dict:
     }
 
 
+def _quantised_bytes_per_stamp(cfg, hosts: str, path: Path) -> float:
+    """Shard bytes per row of the host table's quantised stamps alone (written again with the
+    job's settings): what a survey whose stamps all sit inside one brick's file gives (DR10's
+    bricks overlap); stitched stamps are stored raw (~80 KB each)."""
+    import pyarrow.compute as pc
+
+    from darkhaloscope.dataset.hosts import read_host_rows
+    from darkhaloscope.dataset.writer import ShardWriter, WriterSettings
+
+    table = read_host_rows(hosts)
+    table = table.filter(pc.field("stamp_quantised")).sort_by("task_id")
+    w = ShardWriter(str(path), WriterSettings.from_config(cfg.generate), schema=table.schema)
+    w.write_table(table)
+    return w.close().bytes / max(1, table.num_rows)
+
+
 _COLD_WORKER = """
 import sys, time
 c0 = time.process_time()
@@ -154,6 +171,7 @@ def run(cfg, out_dir) -> dict:
     s = stage.run_multiprocessing(cfg, inputs["tasks"], inputs["survey"], str(work / "hosts"), processes=CORES)
     wall, cpu = time.perf_counter() - t0, _self_and_children_cpu() - c0
     n = s["rows"]
+    figures["host_table_bytes_per_quantised_stamp"] = _quantised_bytes_per_stamp(cfg, s["dataset"], work / "quantised.parquet")
     figures.update({
         "stage_ms_per_stamp": 1e3 * cpu / n,
         "stage_core_ms_per_stamp": 1e3 * wall * CORES / n,

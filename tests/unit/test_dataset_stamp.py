@@ -38,10 +38,11 @@ def test_stamp_round_trip_is_lossless_in_float32():
     np.testing.assert_array_equal(out["maskbits"], maskbits.astype(np.int32))
 
 
-def test_stamp_bytes_are_deterministic_and_uncompressed():
+def test_format_2_stamp_bytes_are_deterministic_and_uncompressed():
+    """Format 2 (still written on request, and read): an NPZ of stored members."""
     image, invvar, maskbits = _arrays(1)
-    blob = encode_stamp(image, invvar, maskbits)
-    assert blob == encode_stamp(image, invvar, maskbits)
+    blob = encode_stamp(image, invvar, maskbits, stamp_format=2)
+    assert blob == encode_stamp(image, invvar, maskbits, stamp_format=2)
     with zipfile.ZipFile(io.BytesIO(blob)) as zf:
         assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_STORED}
         payload = sum(len(zf.read(i)) for i in zf.infolist())

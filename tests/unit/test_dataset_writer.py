@@ -60,6 +60,21 @@ def test_write_read_back_row_groups_and_checksum(tmp_path):
     assert [p for p in os.listdir(tmp_path / "split=train")] == ["part-00000.parquet"]  # no temp left
 
 
+def test_pixel_blobs_take_their_own_codec_and_every_other_column_the_shards(tmp_path):
+    """generate.blob_compression: stamp_npz/arc_npz zstd, the rest gzip; read back unchanged."""
+    rows = make_rows(9, seed=2)
+    url = str(tmp_path / "b.parquet")
+    write_shard(rows, url, WriterSettings("gzip", 1, 4, "zstd"))
+    meta = pq.ParquetFile(url).metadata
+    codecs = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i).compression for i in range(meta.num_columns)}
+    assert codecs.pop("stamp_npz") == "ZSTD" and codecs.pop("arc_npz") == "ZSTD"
+    assert set(codecs.values()) == {"GZIP"}
+    assert pq.read_table(url)["stamp_npz"].to_pylist() == [r["stamp_npz"] for r in rows]
+    write_shard(rows, str(tmp_path / "s.parquet"), WriterSettings("gzip", 1, 4, "same"))
+    meta = pq.ParquetFile(str(tmp_path / "s.parquet")).metadata
+    assert {meta.row_group(0).column(i).compression for i in range(meta.num_columns)} == {"GZIP"}
+
+
 def test_same_rows_give_identical_bytes_and_footer_metadata(tmp_path):
     rows = make_rows(12, seed=3)
     a = write_shard(rows, str(tmp_path / "a.parquet"), WriterSettings("zstd", 3, 5), metadata={"darkhaloscope.config_hash": "abc"})

@@ -138,6 +138,14 @@ def _np_load_image(blob: bytes) -> np.ndarray:
         return _stamp_arrays({k: npz[k] for k in npz.files}, ("image",))["image"]
 
 
+def _as_format_2(blob: bytes) -> bytes:
+    """The same stamp re-encoded in format 2 (an NPZ), grids kept."""
+    from darkhaloscope.dataset.stamp import decode_stamp_grids, encode_stamp
+
+    a = decode_stamp(blob)
+    return encode_stamp(a["image"], a["invvar"], a["maskbits"], grids=decode_stamp_grids(blob), stamp_format=2)
+
+
 def test_fast_decode_equals_np_load_on_stamps_and_edge_cases():
     from darkhaloscope.dataset.stamp import (
         _member_views,
@@ -147,14 +155,19 @@ def test_fast_decode_equals_np_load_on_stamps_and_edge_cases():
     )
 
     rows = make_rows("train", 8, seed=4)
-    blobs = [r["stamp_npz"] for r in rows if r["stamp_npz"] is not None]
+    v3 = [r["stamp_npz"] for r in rows if r["stamp_npz"] is not None]
+    for blob in v3:  # format 3 (written now): its own decoder, the same image as decode_stamp
+        np.testing.assert_array_equal(decode_image(blob), decode_stamp(blob)["image"])
+        np.testing.assert_array_equal(decode_image_readonly(blob), decode_stamp(blob)["image"])
+    blobs = [_as_format_2(b) for b in v3]  # the NPZ fast path below is format 1 and 2's
     img = decode_stamp(blobs[0])["image"]
     nan = img.copy()
     nan[1, 5, 7] = np.nan
     nan[2, 0, :] = np.inf
     flat = np.full_like(img, 0.25)  # every pixel equal: MAD 0
     inv, mb = np.ones_like(img), np.zeros(img.shape[1:], np.int32)
-    blobs += [encode_stamp(nan, inv, mb), encode_stamp(flat, inv, mb), encode_npz(image=img, invvar=inv, maskbits=mb)]  # last: format 1
+    blobs += [encode_stamp(nan, inv, mb, stamp_format=2), encode_stamp(flat, inv, mb, stamp_format=2),
+              encode_npz(image=img, invvar=inv, maskbits=mb)]  # last: format 1
     for blob in blobs:
         assert _member_views(blob) is not None  # the project's own blobs take the fast path
         ref = _np_load_image(blob)
@@ -167,13 +180,13 @@ def test_fast_decode_equals_np_load_on_stamps_and_edge_cases():
         buf = io.BytesIO()
         np.savez(buf, invvar=inv, image=arr)
         np.testing.assert_array_equal(decode_image(buf.getvalue()), _np_load_image(buf.getvalue()))
-    assert _member_views(encode_stamp(img, inv, mb)[:-1]) is None  # truncated: left to np.load
+    assert _member_views(encode_stamp(img, inv, mb, stamp_format=2)[:-1]) is None  # truncated: left to np.load
 
 
 def test_fast_decode_refuses_what_np_load_refuses():
     from darkhaloscope.dataset.stamp import _member_views, encode_npz
 
-    blob = make_rows("train", 1, seed=5)[0]["stamp_npz"]
+    blob = _as_format_2(make_rows("train", 1, seed=5)[0]["stamp_npz"])
     corrupt = bytearray(blob)
     corrupt[2000] ^= 0xFF  # a byte of an image member: the CRC no longer matches
     assert _member_views(bytes(corrupt)) is None

@@ -23,6 +23,7 @@ from darkhaloscope.dataset.storage import StorageOptions
 from darkhaloscope.survey import decoded
 from darkhaloscope.survey.brick_reader import BrickReader
 from darkhaloscope.survey.bricks import coadd_relpath
+from darkhaloscope.survey.hcompress_tiles import HcompressTiles
 from darkhaloscope.survey.synth_geometry import SynthGrid, synthetic_bricks
 
 SIZE = 64
@@ -80,9 +81,10 @@ def _cut_all(cfg, root, monkeypatch, options=None):
             mp.setattr(decoded, "SECTION_CALL_MS", 0.0)
             c = plain.cutout(ra, dec, SIZE, "grz")
         out.append(((gx, gy), a, b, c))
-    # the whole path decoded every brick it touched entirely; the plain path never did
+    # the whole path decoded every brick it touched entirely (HCOMPRESS files read from the heap are
+    # cached tile by tile instead: their tiles are cheap per call); the plain path never did
     for ob in whole._bricks.values():
-        assert all(of.decoded.have.all() for of in ob.files.values())
+        assert all(of.decoded.have.all() or isinstance(of.decoded.rice, HcompressTiles) for of in ob.files.values())
     assert not all(of.decoded.have.all() for ob in plain._bricks.values() for of in ob.files.values())
     return out
 
@@ -175,9 +177,11 @@ def test_decoded_memory_stays_within_budget_plus_current_brick(small_survey):  #
     ra0, dec0 = (float(v[0]) for v in grid.pix2world([0.0], [0.0]))
     ra1, dec1 = (float(v[0]) for v in grid.pix2world([300.0], [0.0]))
     a = r.cutout(ra0, dec0, SIZE, "grz")
-    assert r.decoded_bytes == one_brick  # the brick being cut is never dropped
+    held = r.decoded_bytes  # image and invvar whole; maskbits (HCOMPRESS from the heap) only the tiles cut
+    assert one_brick - 300 * 300 * 4 < held <= one_brick  # the brick being cut is never dropped
     b = r.cutout(ra1, dec1, SIZE, "grz")
-    assert r.decoded_bytes == one_brick and r._bricks[names[0]].decoded_bytes == 0  # LRU brick dropped
+    assert r.decoded_bytes <= one_brick and r._bricks[names[1]].decoded_bytes == r.decoded_bytes  # LRU brick dropped
+    assert r._bricks[names[0]].decoded_bytes == 0
     a2 = r.cutout(ra0, dec0, SIZE, "grz")  # decoded again after the drop: same pixels
     assert np.array_equal(a.image, a2.image) and np.array_equal(a.maskbits, a2.maskbits) and b.ok
 
@@ -193,3 +197,13 @@ def test_prefer_whole_rule():
         assert all(seq[first:]) and not any(seq[:first])
     # a DR10 brick (~37 LRGs) is cut tile by tile: whole-file decoding pays only from ~180 stamps
     assert 5 <= demo.index(True) <= 30 and 120 <= dr10.index(True) <= 260
+
+
+def test_prefer_whole_direct_rule():
+    """The compiled RICE path: a box costs its own tiles (no cache), so whole-file decoding pays only
+    when n boxes cost more than one pass over the file; a DR10 brick with its ~37 LRGs never does."""
+    dr10 = [decoded.prefer_whole_direct((3600, 3600), (100, 100), 64, n) for n in range(0, 1000)]
+    first = dr10.index(True)
+    assert all(dr10[first:]) and not any(dr10[:first]) and 400 <= first <= 800
+    n_px = (1.0 + 63 / 100) * 100 * (64 + 50)  # tile columns touched x rows from the tile top to the box end
+    assert abs(decoded.direct_box_ms((100, 100), 64) - (decoded.DIRECT_CALL_MS + n_px * decoded.DIRECT_PIXEL_MS)) < 1e-12

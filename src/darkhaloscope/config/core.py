@@ -171,6 +171,10 @@ def _cross_checks(cfg: Config) -> None:
     for lo_name, lo, hi_name, hi in pairs:
         if lo > hi:
             raise ConfigError(f"config field '{lo_name}' = {lo} must not exceed '{hi_name}' = {hi}", field=lo_name)
+    syn = cfg.survey.synthetic
+    if 2 * syn.brick_overlap_pix >= syn.brick_size_pix:
+        raise ConfigError(f"config field 'survey.synthetic.brick_overlap_pix' = {syn.brick_overlap_pix} leaves no primary area in "
+                          f"bricks of {syn.brick_size_pix} px (needs 2 x overlap < brick_size_pix)", field="survey.synthetic.brick_overlap_pix")
 
 
 def _is_fraction(v: Any) -> bool:

@@ -27,6 +27,7 @@ class SyntheticSurveyConfig:
     n_bricks_ra: int = param(2, "Bricks along RA in the synthetic sky.", "count", ge=1, le=50)
     n_bricks_dec: int = param(1, "Bricks along Dec in the synthetic sky.", "count", ge=1, le=50)
     brick_size_pix: int = param(600, "Side of each synthetic brick image (DR10 is 3600).", "pixel", ge=128, le=3600)
+    brick_overlap_pix: int = param(0, "Pixels each synthetic brick image reaches beyond its primary (unique) area on every side, as DR10's do (3600 px images on a 0.25 deg grid: ~82 px; legacypipe runbrick.py flags those pixels NPRIMARY); a stamp centred in its brick's primary area then never crosses the image edge when this is >= stamp_size / 2. 0 = bricks tile the field without overlap.", "pixel", ge=0, le=1024)
     dec_center: float = param(10.0, "Declination of the synthetic field's first brick row centre.", "deg", ge=-80.0, le=80.0)
     ra_start: float = param(150.0, "RA of the first synthetic brick column's centre.", "deg", ge=0.0, lt=360.0)
     lrg_per_brick: int = param(150, "LRG-like galaxies per brick before the LRG cuts (density = this / brick_size_pix^2; DR10: ~600 per deg^2 pass the cuts, ~37 per 3600 px brick).", "count", ge=0, le=100000)

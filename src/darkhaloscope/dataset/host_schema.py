@@ -7,9 +7,10 @@ add to the task table (``z_phot``, ``z_spec``, ``sigma_v``, ``shape_e1/e2``,
 ``mw_transmission_*``, ...) flow through to the hosts and on to ``generate`` without code here.
 
 Units: as the position table (fluxes nanomaggies, ``psfsize_*`` arcsec FWHM, ``psfdepth_*``
-1/nanomaggy^2, ``ra``/``dec`` degrees); ``stamp_npz`` is stamp format 2 (docs/DATASET.md):
+1/nanomaggy^2, ``ra``/``dec`` degrees); ``stamp_npz`` is stamp format 3 (docs/DATASET.md):
 ``image`` float32 [B, S, S] nanomaggies, ``invvar`` float32 [B, S, S] 1/nanomaggy^2 as the
-file's fpack integers with their quantisation grids (lossless), ``maskbits`` int32 [S, S].
+file's fpack integers (RICE_1-coded) with their quantisation grids (lossless), ``maskbits``
+int32 [S, S].
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import pyarrow as pa
 
 from ..errors import CatalogError
 
-HOST_FORMAT = 1  # bumped when the meaning of a host column changes
+# bumped when the meaning of a host column changes. 2: stamp_npz in stamp format 3 (a control's
+# row reuses its host blob, so a format-2 host table would not give generate --bricks' bytes)
+HOST_FORMAT = 2
 
 # where a host stamp came from: the coadd bricks (the file's integers + grids) or the Legacy
 # Surveys cutout service (its FITS cutouts are not on the coadd's quantisation: stored raw)

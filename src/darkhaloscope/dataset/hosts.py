@@ -7,7 +7,7 @@ The API other modules use (stable; ``negatives`` and ``generate --hosts`` build 
     cutout_from_host_row(row, cfg) -> Cutout                       # generate --hosts
     host_hash(cfg) -> str                                          # what a host table depends on
 
-A host row's ``stamp_npz`` is the cutout in stamp format 2 with its quantisation grids, so
+A host row's ``stamp_npz`` is the cutout in stamp format 3 with its quantisation grids, so
 :func:`cutout_from_host_row` gives back the very ``Cutout`` the brick reader made (image,
 invvar and maskbits bit for bit, same grids), and a dataset made from hosts has the bytes of
 one made from the bricks (tests/integration/test_stage_job.py).
@@ -27,7 +27,8 @@ from ..errors import CatalogError, DatasetError, redact
 from ..survey.cutout import Cutout
 from .host_schema import HOST_FORMAT, STAMP_SOURCES
 from .reader import read_split, split_dataset
-from .stamp import decode_stamp, decode_stamp_grids, encode_stamp
+from .stamp import PLANES, decode_stamp, decode_stamp_grids, encode_stamp, grids_from_vector
+from .stamp_v3 import decode_v3, is_format3
 from .storage import StorageOptions, filesystem_for
 
 
@@ -83,8 +84,12 @@ def cutout_from_host_row(row: Mapping[str, Any], cfg: Config) -> Cutout:
     blob = row.get("stamp_npz")
     if blob is None:
         raise CatalogError(f"host row task_id={task_id}: cutout_ok is true but stamp_npz is null", field="stamp_npz", row=task_id)
-    arrays = decode_stamp(blob)
-    grids = decode_stamp_grids(blob) if row.get("stamp_quantised") else None
+    if is_format3(blob):  # one parse for the arrays and the grids
+        arrays = decode_v3(blob)
+        grids = {k: grids_from_vector(arrays[f"{k}_grid"]) for k in PLANES} if row.get("stamp_quantised") else None
+    else:
+        arrays = decode_stamp(blob)
+        grids = decode_stamp_grids(blob) if row.get("stamp_quantised") else None
     return Cutout(arrays["image"], arrays["invvar"], arrays["maskbits"], True, None, brick, row.get("cutout_note"), grids)
 
 

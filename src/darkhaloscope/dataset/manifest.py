@@ -64,6 +64,7 @@ def build_manifest(cfg: Config, shards: Iterable[Mapping[str, Any]], inputs: Map
         "parquet": {
             "compression": cfg.generate.compression,
             "compression_level": cfg.generate.compression_level,
+            "blob_compression": cfg.generate.blob_compression,  # stamp_npz, arc_npz
             "row_group_rows": cfg.generate.row_group_rows,
         },
         "n_partitions": cfg.generate.n_partitions,

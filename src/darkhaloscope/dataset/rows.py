@@ -6,7 +6,7 @@ returns arrays and values, the dataset layer encodes).
 ``invvar`` float32 [B, S, S] (1/nanomaggy^2), ``maskbits`` int32 [S, S], ``grids`` (the host
 cutout's quantisation grids, ``Cutout.grids``), ``host_image`` float32 [B, S, S] (the host as
 cut, for injections) and ``arc`` float32 [B, S, S] (the noiseless arc, nanomaggies).
-:func:`encode_row` turns them into ``stamp_npz`` (format 2) and ``arc_npz``.
+:func:`encode_row` turns them into ``stamp_npz`` (format 3) and ``arc_npz``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""Stamp encoding: arrays <-> NPZ bytes (stored members, never pickles), lossless.
+"""Stamp encoding: arrays <-> bytes (never pickles), lossless.
 
 ``stamp_npz`` decodes (:func:`decode_stamp`) to ``image`` float32 [3, S, S] (g, r, z;
 nanomaggies), ``invvar`` float32 [3, S, S] (1/nanomaggy^2) and ``maskbits`` int32 [S, S]
-(DR10 bits). Format 2 (written now) stores image and invvar as the integers of the survey's
+(DR10 bits). Format 3 (written now, ``dataset.stamp_v3``) holds what format 2 holds with the
+file's integers RICE_1-coded in a compact container. Format 2 (an NPZ; still read, and written
+with ``stamp_format=2``) stores image and invvar as the integers of the survey's
 fpack quantisation plus the float32 added to them (the arc; 0 for controls) and raw floats
 where that does not give the same bits back (``dataset.fits_quant``): the float32 arrays come
 back bit for bit at about a third of the bytes, because the pixels of a DR10 coadd carry
@@ -23,6 +25,7 @@ import numpy as np
 
 from ..errors import SecurityError
 from .fits_quant import RANDOMS, QuantGrid, dequantize_plane, encode_plane_kernel
+from .stamp_v3 import decode_v3, encode_stamp_v3, is_format3
 
 _NPY_HEADERS: dict[tuple, bytes] = {}
 _ZIP_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01 00:00 (DOS date): fixed, so the bytes are too
@@ -171,15 +174,20 @@ def decode_plane(members: Mapping[str, np.ndarray]) -> np.ndarray:
 
 
 def encode_stamp(image: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray, *, grids: Mapping[str, Sequence[QuantGrid | None]] | None = None,
-                 host_image: np.ndarray | None = None) -> bytes:
-    """``stamp_npz`` bytes (format 2) of image/invvar float32 [B,S,S] and maskbits int32 [S,S].
+                 host_image: np.ndarray | None = None, stamp_format: int = 3) -> bytes:
+    """``stamp_npz`` bytes (format 3; 2 on request) of image/invvar float32 [B,S,S] and maskbits int32 [S,S].
 
     grids: ``{"image": [QuantGrid | None per band], "invvar": [...]}`` from the cutout
     (``Cutout.grids``), or None to store every pixel raw. host_image: the image as cut from the
     file before anything was added (injections); the stored image is then the host's integers
     plus the exact float32 addends. Decoding gives back the same float32 bits (see
-    :func:`encode_plane`); members are stored uncompressed and byte-shuffled for the Parquet codec.
+    :func:`encode_plane`). Format 3: ``dataset.stamp_v3``; format 2: NPZ members stored
+    uncompressed and byte-shuffled for the Parquet codec.
     """
+    if stamp_format == 3:
+        return encode_stamp_v3(image, invvar, maskbits, grids=grids, host_image=host_image)
+    if stamp_format != STAMP_FORMAT:
+        raise ValueError(f"stamp format {stamp_format} cannot be written (3, or 2 for old readers)")
     grids = grids or {}
     members: dict[str, np.ndarray] = {"format": np.array([STAMP_FORMAT], np.int32)}
     for name, values, base in (("image", image, host_image), ("invvar", invvar, None)):
@@ -219,9 +227,12 @@ def grids_from_vector(vector: np.ndarray) -> list[QuantGrid | None]:
 
 
 def decode_stamp_grids(blob: bytes) -> dict[str, list[QuantGrid | None]] | None:
-    """``{"image": [...], "invvar": [...]}``: the quantisation grids a format-2 ``stamp_npz``
+    """``{"image": [...], "invvar": [...]}``: the quantisation grids a format-2 or -3 ``stamp_npz``
     was encoded with (what ``Cutout.grids`` held), None for format 1. With the decoded arrays
     they let the dataset layer re-encode a host stamp byte for byte (``dataset.hosts``)."""
+    if is_format3(blob):
+        vectors = decode_v3(blob, ())
+        return {k: grids_from_vector(vectors[f"{k}_grid"]) for k in PLANES}
     views = _member_views(blob, lambda name: name == "format" or name.endswith("_grid"))
     members = views if views is not None else _load_members(blob)
     if "format" not in members:
@@ -246,7 +257,10 @@ def _stamp_arrays(members: Mapping[str, np.ndarray], names: Sequence[str]) -> di
 
 
 def decode_stamp(blob: bytes) -> dict[str, np.ndarray]:
-    """``{'image', 'invvar', 'maskbits'}`` arrays of a ``stamp_npz`` blob (either format)."""
+    """``{'image', 'invvar', 'maskbits'}`` arrays of a ``stamp_npz`` blob (any format)."""
+    if is_format3(blob):
+        out = decode_v3(blob)
+        return {k: out[k] for k in ("image", "invvar", "maskbits")}
     views = _member_views(blob)
     members = views if views is not None else _load_members(blob)
     out = _stamp_arrays(members, ("image", "invvar", "maskbits"))
@@ -363,6 +377,8 @@ def _image_member(name: str) -> bool:
 
 def decode_image_readonly(blob: bytes) -> np.ndarray:
     """The image array (float32 [B, S, S] nanomaggies), possibly a read-only view on ``blob``."""
+    if is_format3(blob):
+        return decode_v3(blob, ("image",))["image"]
     views = _member_views(blob, _image_member)
     if views is None:
         return _stamp_arrays(_load_members(blob), ("image",))["image"]

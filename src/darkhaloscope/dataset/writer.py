@@ -1,4 +1,5 @@
-"""Shard writer: stamp rows -> one gzip Parquet file, local or ``s3://``, verified before it counts.
+"""Shard writer: stamp rows -> one Parquet file (gzip; the pixel blobs with their own codec,
+``generate.blob_compression``), local or ``s3://``, verified before it counts.
 
 A shard is streamed row group by row group into a local temporary file (memory stays at about
 one row group, ~25 MB at 512 rows x ~48 KB), then published in one step:
@@ -46,27 +47,48 @@ class ShardSummary:
         return asdict(self)
 
 
+# the pixel blobs: coded by the dataset layer (stamp format 3), so they get their own codec
+BLOB_COLUMNS = ("stamp_npz", "arc_npz")
+
+
 @dataclass(frozen=True)
 class WriterSettings:
-    """Parquet settings of a shard: ``compression`` (gzip|zstd|snappy|none), its level, rows per row group."""
+    """Parquet settings of a shard: ``compression`` (gzip|zstd|snappy|none) and its level for
+    every column but the pixel blobs, ``blob_compression`` for those (:data:`BLOB_COLUMNS`;
+    "same": ``compression``), rows per row group."""
 
     compression: str = "gzip"
     compression_level: int | None = 6
     row_group_rows: int = 512
+    blob_compression: str = "same"
 
     @classmethod
     def from_config(cls, gen) -> WriterSettings:
         """Settings from a :class:`~darkhaloscope.config.GenerateConfig`."""
-        return cls(gen.compression, gen.compression_level, gen.row_group_rows)
+        return cls(gen.compression, gen.compression_level, gen.row_group_rows, gen.blob_compression)
 
-    def parquet_kwargs(self) -> dict:
-        codec = None if self.compression == "none" else self.compression
+    def _codec(self, name: str) -> tuple[str, int | None]:
+        """(pyarrow codec name, level or None) of one codec setting."""
+        codec = None if name == "none" else name
         level = self.compression_level if codec in ("gzip", "zstd", "brotli") else None
         if codec == "gzip" and level is not None:
             level = max(1, min(9, level))
+        return (codec or "NONE"), level
+
+    def parquet_kwargs(self, columns: tuple[str, ...] | list[str] = ()) -> dict:
+        """``pq.ParquetWriter`` keyword arguments for a schema of these ``columns`` (the blob
+        codec applies to the :data:`BLOB_COLUMNS` among them)."""
+        codec, level = self._codec(self.compression)
+        blobs = [c for c in columns if c in BLOB_COLUMNS]
+        compression: str | dict = codec
+        levels: int | dict | None = level
+        if blobs and self.blob_compression not in ("same", self.compression):
+            blob_codec, blob_level = self._codec(self.blob_compression)
+            compression = {c: blob_codec if c in BLOB_COLUMNS else codec for c in columns}
+            levels = {c: lv for c in columns if (lv := blob_level if c in BLOB_COLUMNS else level) is not None}
         return {
-            "compression": codec or "NONE",
-            "compression_level": level,
+            "compression": compression,
+            "compression_level": levels,
             # Dictionary pages only help the short string columns; blobs are unique per row.
             "use_dictionary": ["galaxy_id", "brickname", "split", "role", "cutout_reason", "cosmos_ident", "brightness_mode", "snr_reason", "config_hash", "code_version"],
             "write_statistics": ["task_id", "ra", "dec", "theta_e", "arc_snr", "cutout_ok"],
@@ -106,7 +128,7 @@ class ShardWriter:
             parent = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(parent, exist_ok=True)
             self._tmp = os.path.join(parent, f".{os.path.basename(self.path)}.{uuid.uuid4().hex[:8]}.tmp")
-        self._writer = pq.ParquetWriter(self._tmp, self.schema, **self.settings.parquet_kwargs())
+        self._writer = pq.ParquetWriter(self._tmp, self.schema, **self.settings.parquet_kwargs(self.schema.names))
         self._closed = False
 
     # -- writing ---------------------------------------------------------------------------------

@@ -228,7 +228,10 @@ class BrickReader:
                         except Missing:
                             return Cutout.failed(f"missing band {band}: brick {ob.brickname} has no {band}-band coadd ({miss.path} not found)", size, nb, brickname=brickname)
                         return Cutout.failed(f"missing file {miss.path}", size, nb, brickname=brickname)
-                    np.copyto(out[i, sy0:sy1, sx0:sx1], of.decoded.read(*box), where=m)
+                    if sel is None:  # the whole box: decoded straight into the stamp
+                        of.decoded.read(*box, out=out[i])
+                    else:
+                        np.copyto(out[i, sy0:sy1, sx0:sx1], of.decoded.read(*box), where=m)
                     if sel is None and of.decoded.quant is not None:
                         grids[kind][i] = of.decoded.quant.window(y0 + dy, x0 + dx, size)
             try:

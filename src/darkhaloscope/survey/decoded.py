@@ -16,11 +16,19 @@ decoded tiles) and fills it one of two ways, chosen per file:
   ski-rental rule, never worse than 2x the better choice in hindsight), the rest is decoded whole.
 
 Both paths go through ``.section`` on whole tiles, so pixels are bit-identical to a direct
-``.section`` of the stamp box (tiles are decoded and dequantised independently). RICE_1 float
-files (DR10 image and invvar) and HCOMPRESS_1 int32 files (DR10 maskbits) read tile by tile skip
-astropy's sections: their missing tiles are decoded by :mod:`.tile_decode` / :mod:`.hcompress_tiles`
-(one read per run of adjacent tiles, bit-identical, tested) and kept as compact tiles. Images that are
-not tile-compressed are read with ``.section`` directly (astropy reads only the rows needed).
+``.section`` of the stamp box (tiles are decoded and dequantised independently). Files with a
+direct decoder skip astropy (bit-identical, tested against its full decode):
+
+- RICE_1 floats (DR10 image and invvar): :class:`.tile_decode.RiceTiles` cuts each stamp's box in
+  one compiled call (tiles decoded down to the box's last row, only the box's pixels
+  dequantised), with no tile cache (at DR10's density stamps rarely share a tile; a box costs
+  ~0.1 ms); the whole file is decoded once by the same kernel when the brick serves enough
+  stamps (:func:`prefer_whole_direct`, and the same ski-rental switch without a hint);
+- HCOMPRESS_1 integers (DR10 maskbits, nexp): :mod:`.hcompress_tiles`, tile by tile with the
+  tile cache, never a whole pass (all-zero tiles, most maskbits tiles, cost ~nothing).
+
+Images that are not tile-compressed are read with ``.section`` directly (astropy reads only the
+rows needed).
 
 Units: pixels; sizes in bytes.
 """
@@ -42,6 +50,10 @@ from .tile_decode import RiceTiles
 SECTION_CALL_MS = 0.5  # fixed cost of one .section call
 SECTION_TILE_MS = 0.04  # extra per tile when tiles are read by a section (seek + read per tile)
 PIXEL_MS = 12e-6  # per pixel decoded (RICE + dequantisation), either way
+# The compiled RICE_1 path (rice_box.py; bench_dr10 figures, this machine): a call per stamp per file,
+# then ~5 ns per pixel decoded (whole-image decodes dequantise every pixel: ~6 ns).
+DIRECT_CALL_MS = 0.02  # fixed cost of one RiceTiles.read_box (Python + dispatch)
+DIRECT_PIXEL_MS = 6e-6  # per pixel decoded and dequantised
 
 
 def whole_ms(n_pixels: float) -> float:
@@ -91,15 +103,32 @@ def prefer_whole(shape: tuple[int, int], tile: tuple[int, int], size: int, n_sta
     return whole_ms(ny * nx) <= (n - 1) * SECTION_CALL_MS + tiles_ms(f * total_tiles, f * ny * nx)
 
 
+def direct_box_ms(tile: tuple[int, int], size: int) -> float:
+    """Modelled CPU ms of one size x size box through the compiled RICE path, with no cache: the
+    tile columns it touches (1 + (S-1)/tw on average) each decoded from their tile row's top down
+    to the box's last row (S + th/2 rows on average)."""
+    th, tw = tile
+    return DIRECT_CALL_MS + (1.0 + (size - 1) / tw) * tw * (size + th / 2.0) * DIRECT_PIXEL_MS
+
+
+def prefer_whole_direct(shape: tuple[int, int], tile: tuple[int, int], size: int, n_stamps: int) -> bool:
+    """True when decoding a RICE file whole with the compiled decoder costs no more than cutting
+    ``n_stamps`` boxes from it (each box pays its own tiles: no cache on this path). A DR10 brick
+    (3600^2, ~78 ms whole) is cut box by box up to ~600 stamps; a 1800^2 demo brick up to ~150."""
+    return int(n_stamps) > 1 and shape[0] * shape[1] * DIRECT_PIXEL_MS <= int(n_stamps) * direct_box_ms(tile, size)
+
+
 class DecodedImage:
-    """Pixels of one 2-D image HDU, decoded at most once per tile while the file stays open.
+    """Pixels of one 2-D image HDU, decoded at most once per tile while the file stays open
+    (the compiled RICE path: box by box, or whole once; see the module doc).
 
     ``expected``: stamps the caller expects from this brick (0 = unknown: start tile by tile).
     """
 
-    def __init__(self, hdu, path: str, expected: int = 0, fileobj=None) -> None:
+    def __init__(self, hdu, path: str, expected: int = 0, fileobj=None, fd: int | None = None) -> None:
         self.hdu = hdu
-        self.fileobj = fileobj  # the open file: RICE_1 tiles are then decoded directly (tile_decode.py)
+        self.fileobj = fileobj  # the open file: RICE_1 / HCOMPRESS_1 tiles are then decoded directly (tile_decode.py)
+        self.fd = fd  # OS descriptor of a local file (tiles read with pread), else None
         self.path = path
         self.expected = int(expected)
         self.shape = tuple(int(n) for n in hdu.shape)
@@ -108,15 +137,16 @@ class DecodedImage:
         self.tile = tuple(max(1, int(t)) for t in tile) if self.compressed else self.shape
         self.grid = tuple(-(-n // t) for n, t in zip(self.shape, self.tile, strict=True))
         self.have = np.zeros(self.grid, bool)  # tiles decoded whole
-        self.rows_done = np.zeros(self.grid, np.int64)  # rows held of tiles decoded only down to a stamp's last row
         self._len = [self._lengths(axis) for axis in (0, 1)]
         self.decoded_pixels = 0  # pixels decoded and held
         self.data: np.ndarray | None = None  # full-size image (astropy paths)
-        self.tiles: dict[tuple[int, int], np.ndarray] = {}  # compact decoded tiles (compiled RICE path)
+        self.tiles: dict[tuple[int, int], np.ndarray] = {}  # compact decoded tiles (HCOMPRESS path)
         self.calls = 0  # section calls made
+        self.boxes = 0  # boxes cut by the compiled RICE path
         self.whole: bool | None = None  # decided at the first read
+        self._box_ms = 0.0  # compiled RICE path: modelled ms per box (set with whole)
         self._quant: FileQuant | None | bool = False  # False: not read yet
-        self._rice: RiceTiles | None | bool = False  # False: not looked at yet
+        self._rice: RiceTiles | HcompressTiles | None | bool = False  # False: not looked at yet
 
     # per-axis tile lengths (the last tile of an axis may be short)
     def _lengths(self, axis: int) -> np.ndarray:
@@ -144,34 +174,63 @@ class DecodedImage:
         self.data = None
         self.tiles = {}
         self.have[:] = False
-        self.rows_done[:] = 0
         self.decoded_pixels = 0
 
-    def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    def read(self, y0: int, y1: int, x0: int, x1: int, out: np.ndarray | None = None) -> np.ndarray:
         """Pixels [y0:y1, x0:x1] (0 <= y0 < y1 <= ny, same for x): a view of the full-size array
-        (astropy paths) or a copy assembled from the compact tiles (compiled RICE path)."""
+        (whole-decoded files), a box decoded for this call (compiled RICE path) or a copy
+        assembled from the compact tiles (HCOMPRESS path). With ``out`` (C-contiguous, the box's
+        shape) the pixels are written there (the compiled path decodes straight into it)."""
+        if out is not None:
+            if self.data is None and isinstance(self.rice, RiceTiles):  # (a RICE file's data is only ever the whole image)
+                return self._read_rice(y0, y1, x0, x1, out)
+            np.copyto(out, self.read(y0, y1, x0, x1))
+            return out
         if not self.compressed:
             return section(self.hdu, self.path, y0, y1, x0, x1)
+        if self.data is not None and self.decoded_pixels == self.shape[0] * self.shape[1]:  # every tile decoded
+            return self.data[y0:y1, x0:x1]
+        if isinstance(self.rice, RiceTiles):
+            return self._read_rice(y0, y1, x0, x1)
         ty, tx = self.tile
         t0, t1, s0, s1 = y0 // ty, (y1 - 1) // ty + 1, x0 // tx, (x1 - 1) // tx + 1
         miss = ~self.have[t0:t1, s0:s1]
-        last = y1 - (t1 - 1) * ty  # rows the box needs of its last tile row (RICE tiles are decoded down to it)
-        if miss.any():
-            miss[-1] &= self.rows_done[t1 - 1, s0:s1] < last
-        if miss.any():
+        if miss.any() and self.rice is not None:  # HCOMPRESS tiles from the heap: cheap per call, cached, never a whole pass
+            self._decode_tiles(t0, s0, miss)
+        elif miss.any():
             if self.whole is None:
                 self.whole = prefer_whole(self.shape, self.tile, max(y1 - y0, x1 - x0), self.expected)
             rest_ms = whole_ms(self.shape[0] * self.shape[1] - self.decoded_pixels)
             if self.whole or self.calls * SECTION_CALL_MS >= rest_ms:
                 self._fill(0, self.grid[0], 0, self.grid[1])
-            elif self.rice is not None:
-                self._decode_tiles(t0, s0, miss, last)
             else:  # bounding box of the missing tiles only
                 rows, cols = np.flatnonzero(miss.any(axis=1)), np.flatnonzero(miss.any(axis=0))
                 self._fill(t0 + rows[0], t0 + rows[-1] + 1, s0 + cols[0], s0 + cols[-1] + 1)
         if self.data is not None and not self.tiles:
             return self.data[y0:y1, x0:x1]
         return self._assemble(y0, y1, x0, x1, t0, t1, s0, s1)
+
+    def _read_rice(self, y0: int, y1: int, x0: int, x1: int, out: np.ndarray | None = None) -> np.ndarray:
+        """A box through the compiled RICE path: cut on its own (no tile cache: at DR10's density
+        stamps rarely share a tile), or the whole file decoded once when the brick serves enough
+        stamps (:func:`prefer_whole_direct`; ski-rental switch after as many boxes' cost)."""
+        size = max(y1 - y0, x1 - x0)
+        if self.whole is None:
+            self.whole = prefer_whole_direct(self.shape, self.tile, size, self.expected)
+            self._box_ms = direct_box_ms(self.tile, size)  # the ski-rental switch's price per box
+        try:
+            if self.whole or self.boxes * self._box_ms >= self.shape[0] * self.shape[1] * DIRECT_PIXEL_MS:
+                self.data = self.rice.read_box(0, self.shape[0], 0, self.shape[1])
+                self.have[:] = True
+                self.decoded_pixels = self.shape[0] * self.shape[1]
+                if out is not None:
+                    np.copyto(out, self.data[y0:y1, x0:x1])
+                    return out
+                return self.data[y0:y1, x0:x1]
+            self.boxes += 1
+            return self.rice.read_box(y0, y1, x0, x1, out)
+        except Exception as exc:  # a corrupt or truncated tile: name the file, as section() does
+            raise DataFileError(f"corrupt file {self.path}: cannot decompress [{y0}:{y1}, {x0}:{x1}]: {type(exc).__name__}: {exc}", path=self.path) from None
 
     def _assemble(self, y0: int, y1: int, x0: int, x1: int, t0: int, t1: int, s0: int, s1: int) -> np.ndarray:
         """Pixels [y0:y1, x0:x1] copied from the compact tiles (and the full-size array, if any)."""
@@ -191,34 +250,28 @@ class DecodedImage:
 
     @property
     def rice(self) -> RiceTiles | None:
-        """The direct tile decoder of this file (RICE_1 floats: :mod:`.tile_decode`; HCOMPRESS_1 int32:
+        """The direct decoder of this file (RICE_1 floats: :mod:`.tile_decode`; HCOMPRESS_1 int32:
         :mod:`.hcompress_tiles`), or None (astropy decodes it)."""
         if self._rice is False:
             self._rice = None
-            if self.compressed and self.fileobj is not None:
-                self._rice = RiceTiles.of(self.hdu, self.fileobj) or HcompressTiles.of(self.hdu, self.fileobj)
+            if self.compressed and (self.fileobj is not None or self.fd is not None):
+                self._rice = RiceTiles.of(self.hdu, self.fileobj, self.fd) or HcompressTiles.of(self.hdu, self.fileobj, self.fd)
         return self._rice
 
-    def _decode_tiles(self, t0: int, s0: int, miss: np.ndarray, last: int) -> None:
-        """Decode the tiles ``miss`` (bool [tile rows, tile columns] from tile (t0, s0)) directly, those
-        of the last tile row only down to pixel row ``last`` of the tile, and keep them compact."""
+    def _decode_tiles(self, t0: int, s0: int, miss: np.ndarray) -> None:
+        """Decode the tiles ``miss`` (bool [tile rows, tile columns] from tile (t0, s0)) directly
+        (HCOMPRESS path) and keep them compact."""
         rows, cols = np.nonzero(miss)
         rows, cols = rows + t0, cols + s0
-        t_last = t0 + miss.shape[0] - 1
-        nrows = np.where(rows == t_last, last, self.tile[0])
         try:
-            tiles = self.rice.decode_many(rows, cols, nrows)
+            tiles = self.rice.decode_many(rows, cols)
         except Exception as exc:  # a corrupt or truncated tile: name the file, as section() does
             raise DataFileError(f"corrupt file {self.path}: cannot decompress tiles {sorted(zip(rows.tolist(), cols.tolist(), strict=True))}: "
                                 f"{type(exc).__name__}: {exc}", path=self.path) from None
         for (r, c), tile in tiles.items():
-            old = self.tiles.get((r, c))
-            self.decoded_pixels += tile.size - (old.size if old is not None else 0)
+            self.decoded_pixels += tile.size
             self.tiles[(r, c)] = tile
-            if tile.shape[0] == self._len[0][r]:
-                self.have[r, c] = True
-            else:
-                self.rows_done[r, c] = tile.shape[0]
+            self.have[r, c] = True
 
     def _fill(self, t0: int, t1: int, s0: int, s1: int) -> None:
         """Decode tiles [t0:t1, s0:s1] through one astropy ``.section`` into the full-size array."""
@@ -234,7 +287,6 @@ class DecodedImage:
         self.data[py0:py1, px0:px1] = block
         if whole:  # the full-size array holds every pixel now
             self.tiles = {}
-            self.rows_done[:] = 0
             self.decoded_pixels = self.shape[0] * self.shape[1]
         else:
             new = ~self.have[t0:t1, s0:s1]

@@ -1,8 +1,10 @@
 """Write coadd files exactly as the Legacy Surveys pipeline writes DR10's, with fitsio.
 
 legacypipe writes every coadd through fitsio (cfitsio) with a compression string per file type
-(``py/legacypipe/survey.py``, ``get_compression_args`` / ``get_compression_string``, tags
-DR10.0.0 ... DR10.1.3):
+(``py/legacypipe/survey.py``, ``LegacySurveyData.get_compression_args`` /
+``get_compression_string``; the same table at tags DR10.0.0 and DR10.1.3, read in the tagged
+sources; ``q0`` is fpack's quantisation without dithering, ``qz`` SUBTRACTIVE_DITHER_2, a negative
+level an absolute step):
 
 =========  =================================  ==================================================
 file       legacypipe string                  meaning

@@ -10,10 +10,11 @@ a corrupt or truncated one is a DataFileError naming it.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass, field
 
-from ..dataset.storage import StorageOptions, join
+from ..dataset.storage import StorageOptions, is_s3, join
 from ..errors import DataFileError
 from . import remote
 from .bricks import coadd_relpath
@@ -41,6 +42,7 @@ class _OpenFile:
     hdu: object
     fileobj: object
     decoded: DecodedImage | None = None
+    local: _Descriptor | None = None  # a local file's OS descriptor (the direct decoders pread tiles through it)
 
     def close(self) -> None:
         try:
@@ -51,6 +53,8 @@ class _OpenFile:
                 self.fileobj.close()
             except Exception:
                 pass
+            if self.local is not None:
+                self.local.close()
 
 
 @dataclass
@@ -86,7 +90,8 @@ class OpenBrick:
         except OSError as exc:
             raise DataFileError(f"cannot open {url}: {exc}", path=url) from None
         of = _open_light(url, f) or _open_fits(url, f)
-        of.decoded = DecodedImage(of.hdu, url, self.expected, fileobj=of.fileobj)
+        of.local = _Descriptor.open(url) if not (remote.is_http(self.root) or is_s3(self.root)) else None
+        of.decoded = DecodedImage(of.hdu, url, self.expected, fileobj=of.fileobj, fd=of.local.fd if of.local else None)
         self.files[key] = of
         return of
 
@@ -134,6 +139,31 @@ class OpenBrick:
         for of in self.files.values():
             of.close()
         self.files.clear()
+
+
+class _Descriptor:
+    """A read-only OS descriptor of a local file (the direct tile decoders read runs of tiles with
+    one ``os.preadv`` each, no Python buffering layer); closed with its brick, or when collected
+    (a reader dropped without ``close`` must not leak descriptors)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd: int | None = fd
+
+    @classmethod
+    def open(cls, path: str) -> _Descriptor | None:
+        """The descriptor of ``path``, or None when it cannot be opened (reads then go through the file object)."""
+        try:
+            return cls(os.open(path, os.O_RDONLY))
+        except OSError:
+            return None
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __del__(self) -> None:
+        self.close()
 
 
 def _open_light(url: str, f) -> _OpenFile | None:

@@ -1,7 +1,7 @@
 """Catalog files of the synthetic sky in DR10's layout: sweeps 10.1, their photo-z files, and
 the per-brick summary ``survey-bricks-dr10-south.fits.gz``.
 
-- Sweeps (DR10 ``south/sweep/10.1/``): the Tractor rows of every brick whose centre lies in a
+- Sweeps (DR10 ``south/sweep/10.1/``): the BRICK_PRIMARY Tractor rows of every brick whose centre lies in a
   5 x 5 deg box, upper-case column names, named ``sweep-<RRRsDDD>-<RRRsDDD>.fits`` by the box's
   corners (RA and Dec in whole degrees, ``p``/``m`` for the Dec sign), rows in brick then objid
   order; DR10 sweeps carry no photo-z.
@@ -98,6 +98,9 @@ def write_sweeps(region: Path, catalogs: list[dict]) -> list[str]:
     """Write the sweeps and their photo-z files of the bricks' catalogs; returns sweep names."""
     groups: dict[str, list[dict]] = {}
     for cat in catalogs:
+        if len(cat.get("objid", [])):  # sweeps hold BRICK_PRIMARY rows only (an object in two bricks' images once)
+            primary = np.asarray(cat["brick_primary"], bool)
+            cat = {k: np.asarray(v)[primary] for k, v in cat.items()}
         if not len(cat.get("objid", [])):
             continue
         # a brick goes to the sweep of its centre (rows of one brick stay together)

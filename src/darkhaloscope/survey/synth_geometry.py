@@ -3,10 +3,16 @@
 All synthetic bricks are windows of ONE global TAN projection (tangent point ``(ra_start,
 dec_center)`` at global pixel (0, 0), pixel scale ``survey.pixel_scale``, north up, east left),
 so neighbouring bricks share one pixel grid and a stamp across a brick edge is stitched by
-copying pixels (no resampling). Brick (i, j) covers global pixels
-``X in [i*N - N//2, i*N - N//2 + N)``, ``Y`` likewise, N = ``brick_size_pix``; the bricks tile
-the field with no gap and no overlap. (Real DR10 bricks have their own tangent points and
-overlap; the reader handles both, see brick_reader.py.)
+copying pixels (no resampling). With N = ``brick_size_pix`` and margin M = ``brick_overlap_pix``,
+brick centres are P = N - 2M pixels apart and brick (i, j) covers global pixels
+``X in [i*P - N//2, i*P - N//2 + N)``, ``Y`` likewise. Its primary (unique) area is the central
+P x P pixels: the survey-bricks table's RA1..RA2, DEC1..DEC2, the objects the brick's catalog
+calls ``brick_primary`` and sweeps keep, and the pixels its maskbits do not flag NPRIMARY. That is
+DR10's layout: 3600 px images on a 0.25 deg grid reach ~82 px into their neighbours
+(legacypipe ``py/legacypipe/survey.py`` ``wcs_for_brick``; ``runbrick.py`` sets NPRIMARY outside
+the unique area), so a stamp of S <= 2M px centred on a primary object never crosses its
+image's edge. M = 0 tiles the field with no overlap (stamps near an edge are stitched). (Real DR10
+bricks have their own tangent points; the reader handles both, see brick_reader.py.)
 
 Names follow DR10 (``RRRR[pm]DDD`` from the brick centre); bricks smaller than DR10's 0.1 deg
 name resolution can collide, which :func:`synthetic_bricks` reports as a ConfigError.
@@ -25,7 +31,8 @@ from .bricks import Brick, brickname_for
 
 @dataclass(frozen=True)
 class SynthBrick:
-    """A synthetic brick: its table row, grid indices and first global pixel (x0, y0)."""
+    """A synthetic brick: its table row, grid indices, first global pixel (x0, y0), image side
+    and primary-area margin (pixels of the image outside the unique area, each side)."""
 
     brick: Brick
     i: int
@@ -33,6 +40,14 @@ class SynthBrick:
     x0: int
     y0: int
     size: int
+    margin: int = 0
+
+    def primary(self, x, y) -> np.ndarray:
+        """bool: global pixel position(s) (x, y) inside this brick's primary (unique) area."""
+        lo_x, lo_y = self.x0 + self.margin - 0.5, self.y0 + self.margin - 0.5
+        hi = self.size - 2 * self.margin
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        return (x >= lo_x) & (x < lo_x + hi) & (y >= lo_y) & (y < lo_y + hi)
 
 
 class SynthGrid:
@@ -84,14 +99,17 @@ def synthetic_bricks(cfg: Config) -> list[SynthBrick]:
     """The bricks of the synthetic sky, in row-major order (Dec rows, then RA columns)."""
     s = cfg.survey.synthetic
     grid = SynthGrid(cfg)
-    n = grid.n
+    n, m = grid.n, int(s.brick_overlap_pix)
+    step = n - 2 * m  # centre spacing = side of the primary area
     out = []
     for j in range(s.n_bricks_dec):
         for i in range(s.n_bricks_ra):
-            x0, y0 = i * n - n // 2, j * n - n // 2
+            x0, y0 = i * step - n // 2, j * step - n // 2
             cx, cy = x0 + (n - 1) / 2.0, y0 + (n - 1) / 2.0
             (ra, dec) = (float(v[0]) for v in grid.pix2world([cx], [cy]))
-            ra_e, dec_e = grid.pix2world([x0 + n - 0.5, x0 - 0.5, cx, cx], [cy, cy, y0 - 0.5, y0 + n - 0.5])
+            # RA1..RA2, DEC1..DEC2: the primary area's edges (as survey-bricks gives them)
+            lo, hi = m - 0.5, n - m - 0.5
+            ra_e, dec_e = grid.pix2world([x0 + hi, x0 + lo, cx, cx], [cy, cy, y0 + lo, y0 + hi])
             name = brickname_for(ra, dec)
             brick = Brick(
                 brickname=name,
@@ -100,7 +118,7 @@ def synthetic_bricks(cfg: Config) -> list[SynthBrick]:
                 ra1=float(ra_e[0]) % 360.0, ra2=float(ra_e[1]) % 360.0,
                 dec1=float(dec_e[2]), dec2=float(dec_e[3]),
             )
-            out.append(SynthBrick(brick, i, j, x0, y0, n))
+            out.append(SynthBrick(brick, i, j, x0, y0, n, m))
     names = [b.brick.brickname for b in out]
     if len(set(names)) != len(names):
         dup = sorted({x for x in names if names.count(x) > 1})

@@ -214,6 +214,10 @@ def render_brick(cfg: Config, sb: SynthBrick, bands: str | None = None) -> Rende
         galdepth[b] = float((g**2).sum() / sig**2)
 
     maskbits = _maskbits(src, x0, y0, n, scale)
+    if sb.margin:  # DR10: pixels outside the brick's unique area are NPRIMARY (legacypipe runbrick.py)
+        inner = np.zeros((n, n), bool)
+        inner[sb.margin : n - sb.margin, sb.margin : n - sb.margin] = True
+        maskbits |= np.where(inner, np.int32(0), np.int32(1 << BITS["NPRIMARY"]))
     catalog = _catalog(cfg, sb, src, ra, dec, ebv, maskbits, seeing, psfdepth, galdepth, bands)
     return RenderedBrick(image, invvar, maskbits, catalog, seeing, psfdepth, galdepth)
 
@@ -258,7 +262,7 @@ def _catalog(cfg, sb, src, ra, dec, ebv, maskbits, seeing, psfdepth, galdepth, b
         "brickid": np.full(m, sb.brick.brickid, np.int32),
         "brickname": np.full(m, sb.brick.brickname, "<U8"),
         "objid": np.arange(m, dtype=np.int32),
-        "brick_primary": np.ones(m, bool),
+        "brick_primary": sb.primary(src["x"][idx], src["y"][idx]),
         "type": typ,
         "ra": ra[idx], "dec": dec[idx], "bx": bx, "by": by,
         "ebv": ebv[idx].astype(np.float32),

@@ -1,0 +1,228 @@
+"""One compiled call from a RICE_1 file's compressed tile bytes to a stamp's float32 box.
+
+A DR10 stamp (64 x 64) touches ~2.7 of the 100 x 100 tiles of each RICE file (image and invvar,
+legacypipe ``py/legacypipe/survey.py`` ``get_compression_args``, DR10 tags). :func:`decode_box`
+walks those tiles in one call: it decodes each tile's integers only down to the box's last row
+(RICE is sequential), and dequantises only the box's own pixels, straight into the output.
+
+Bit reader: the algorithm of cfitsio ``ricecomp.c`` ``fits_rdecomp`` (32-pixel blocks, a 5-bit
+split code per block, fs + 1 = 0 for an all-zero block, fs = 25 for raw 32-bit differences,
+otherwise a unary high part and fs low bits, zigzag-mapped differences of successive pixels),
+written here over a left-aligned 64-bit window topped up before every pixel without a branch (one
+unaligned big-endian load; the "variant 4" refill of F. Giesen, "Reading bits in far too many
+ways", 2018), with the unary part's leading zeros counted by LLVM's ``ctlz`` (one instruction). Reads never leave ``buf``: no read
+starts past the tile's last bit, a tile too near the buffer's end is decoded from a padded copy,
+and a tile whose bits run out before its pixels is reported corrupt.
+
+Dequantisation as cfitsio (FITS 4.0 section 10.2; ``dataset.fits_quant`` holds the dither
+sequence): ``float32((I - R + 0.5) * ZSCALE + ZZERO)`` for SUBTRACTIVE_DITHER_1/2 (DITHER_2:
+I = -2147483646 is an exact 0), ``float32(I * ZSCALE + ZZERO)`` for NO_DITHER, NaN for ZBLANK.
+R for pixel p of tile k is found by jumping along the sequence (it advances one value per pixel
+of the tile, row-major), so pixels left of the box are never dequantised.
+Units: whatever the file holds (nanomaggies, 1/nanomaggy^2).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+FSBITS, FSMAX, BBITS = 5, 25, 32  # RICE_1 with 32-bit pixels (cfitsio ricecomp.c, bytepix 4)
+BLOCK = 32  # pixels per block (BLOCKSIZE; cfitsio's default, legacypipe's): a constant, so LLVM specialises the decoder for it
+ERR_CORRUPT, ERR_TRUNCATED = -1, -2  # decode_box status codes (a tile index is reported too)
+
+
+@intrinsic
+def _clz64(typingctx, x):
+    """Leading zero bits of a uint64 (64 for 0): LLVM's ``ctlz``."""
+    sig = types.uint64(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(64), [ir.IntType(64), ir.IntType(1)])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.ctlz.i64")
+        return builder.call(fn, [args[0], ir.Constant(ir.IntType(1), 0)])
+
+    return sig, codegen
+
+
+PAD = 16  # bytes past a tile's end the bit reader may load (a 64-bit window one refill ahead)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _load64(buf, c):
+    """The 8 bytes of ``buf`` from byte ``c`` as a big-endian uint64 (``c`` unsigned: no negative
+    index wraparound, so LLVM fuses the byte loads into one load + byte swap)."""
+    v = np.uint64(0)
+    for i in range(8):
+        v = (v << np.uint64(8)) | np.uint64(buf[c + np.uint64(i)])
+    return v
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _refill(buf, c, w, nb):
+    """Top the window up to 56..63 bits without a branch: load the 8 bytes at ``c``, shift them
+    in under the ``nb`` valid bits, advance ``c`` by the whole bytes that fit."""
+    w |= _load64(buf, c) >> nb
+    return c + ((np.uint64(63) - nb) >> np.uint64(3)), w, nb | np.uint64(56)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def rice_ints(buf, start, nbytes, n, block, out):
+    """Decode the first ``n`` pixels of the RICE_1 tile ``buf[start : start + nbytes]`` into ``out``
+    (int32); ``buf`` must hold :data:`PAD` bytes after the tile (any values). Returns 0, or -1 when
+    the tile is corrupt (its bits run out before its pixels, or a split code is impossible).
+    Stopping early (``n`` below the tile's pixels) detects only corruption in the bits it reads.
+
+    The window ``w`` holds ``nb`` unread bits left-aligned (lower bits 0); :func:`_refill` tops it
+    up. A valid stream never needs a load from past byte ``start + nbytes + 8`` (the window holds
+    < 64 bits ahead of the bits consumed), so every load is guarded by that bound (memory safety
+    on corrupt bytes; :data:`PAD` = 16 covers the 8 bytes loaded) and the bits consumed are
+    checked against the tile's length at the end. Rice-coded pixels refill once per
+    48 // (fs + 3) codes (a code takes ~fs + 2 bits, so that many fit in 56; one that does not
+    fit takes the slow path, which refills), so the load's latency is paid once per several
+    pixels: 3.9 -> 2.8 ns per pixel on DR10-format tiles against a refill per pixel."""
+    if nbytes < 4:
+        return -1
+    u1 = np.uint64(1)
+    limit = np.uint64((start + nbytes) * 8)  # bits consumed may not pass the tile's end
+    cmax = np.uint64(start + nbytes + 8)  # no load starts past this byte
+    lastpix = np.uint32(_load64(buf, np.uint64(start)) >> np.uint64(32))
+    c = np.uint64(start + 4)  # next byte not yet in the window
+    w = np.uint64(0)
+    nb = np.uint64(0)
+    i = 0
+    while i < n:
+        if c > cmax:
+            return -1
+        c, w, nb = _refill(buf, c, w, nb)
+        fs = np.int64(w >> np.uint64(64 - FSBITS)) - 1
+        w <<= np.uint64(FSBITS)
+        nb -= np.uint64(FSBITS)
+        if fs > FSMAX:  # split codes 27..31 never occur in a valid stream
+            return -1
+        imax = min(i + block, n)
+        if fs < 0:  # every difference of the block is zero
+            for j in range(i, imax):
+                out[j] = np.int32(lastpix)
+            i = imax
+            continue
+        sfs = np.uint64(fs)
+        per = 1 if fs == FSMAX else max(1, 48 // (fs + 3))  # codes per refill: a code takes ~fs + 2 bits
+        left = 0
+        for j in range(i, imax):
+            if left == 0:
+                if c > cmax:
+                    return -1
+                c, w, nb = _refill(buf, c, w, nb)
+                left = per
+            left -= 1
+            if fs == FSMAX:  # difference stored raw, 32 bits
+                diff = np.uint32(w >> np.uint64(32))
+                w <<= np.uint64(BBITS)
+                nb -= np.uint64(BBITS)
+            else:
+                z = _clz64(w)
+                if z + u1 + sfs <= nb:  # unary zeros, stop bit and low bits all in the window
+                    w = (w << z) << u1
+                    low = (w >> (np.uint64(63) - sfs)) >> u1  # top fs bits (0 when fs = 0)
+                    w <<= sfs
+                    nb -= z + u1 + sfs
+                    nzero = z
+                else:  # the code does not fit the window (rare): refill as needed
+                    nzero = np.uint64(0)
+                    while z >= nb:  # the zeros run past the valid bits: count them, refill
+                        nzero += nb
+                        w, nb = np.uint64(0), np.uint64(0)
+                        if c > cmax:
+                            return -1
+                        c, w, nb = _refill(buf, c, w, nb)
+                        z = _clz64(w)
+                    nzero += z
+                    w = (w << z) << u1
+                    nb -= z + u1
+                    if c > cmax:
+                        return -1
+                    c, w, nb = _refill(buf, c, w, nb)
+                    low = (w >> (np.uint64(63) - sfs)) >> u1
+                    w <<= sfs
+                    nb -= sfs
+                diff = np.uint32((nzero << sfs) | low)
+            diff = (diff >> np.uint32(1)) if (diff & np.uint32(1)) == 0 else ~(diff >> np.uint32(1))  # zigzag
+            lastpix = np.uint32(lastpix + diff)
+            out[j] = np.int32(lastpix)
+        i = imax
+    return 0 if c * np.uint64(8) - nb <= limit else -1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _seed_at(k, p, dither0, randoms):
+    """(iseed, index) of the dither value R of pixel ``p`` of tile ``k`` (both 0-based, row-major):
+    cfitsio starts at int(R[iseed] * 500) and moves to the next seed each time it reaches 10000."""
+    iseed = (k + dither0 - 1) % 10000
+    idx = int(randoms[iseed] * 500.0) + p
+    while idx >= 10000:
+        idx -= 10000
+        iseed = (iseed + 1) % 10000
+        idx += int(randoms[iseed] * 500.0)
+    return iseed, idx
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _dequantize_rows(ints, k, w, r0, r1, c0, c1, method, dither0, scale, zero, zblank, randoms, out, oy, ox):
+    """Pixels [r0:r1, c0:c1] of tile ``k`` (row width ``w``; integers ``ints``, row-major) into
+    ``out[oy + r - r0, ox + c - c0]`` as float32, as cfitsio dequantises."""
+    for r in range(r0, r1):
+        orow = oy + r - r0
+        if method == 0:
+            for cc in range(c0, c1):
+                v = ints[r * w + cc]
+                out[orow, ox + cc - c0] = np.nan if v == zblank else np.float32(np.float64(v) * scale + zero)
+            continue
+        iseed, idx = _seed_at(k, r * w + c0, dither0, randoms)
+        for cc in range(c0, c1):
+            v = ints[r * w + cc]
+            if v == zblank:
+                out[orow, ox + cc - c0] = np.nan
+            elif method == 2 and v == -2147483646:
+                out[orow, ox + cc - c0] = 0.0
+            else:
+                out[orow, ox + cc - c0] = np.float32((np.float64(v) - randoms[idx] + 0.5) * scale + zero)
+            idx += 1
+            if idx == 10000:
+                iseed = (iseed + 1) % 10000
+                idx = int(randoms[iseed] * 500.0)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def decode_box(buf, offsets, nbytes, th, tw, ny, nx, method, dither0, scale, zero, zblank, randoms, y0, y1, x0, x1, ints, out):
+    """Pixels [y0:y1, x0:x1] of a RICE_1 float image into ``out`` (float32 [y1 - y0, x1 - x0]).
+
+    Tile k (row-major over the (ceil(ny / th), ceil(nx / tw)) grid) is ``buf[offsets[k] :
+    offsets[k] + nbytes[k]]``, RICE_1 with 32-pixel blocks; ``scale``/``zero`` float64 [n tiles];
+    ``ints`` int32 scratch of th * tw. Returns (bytes of the tiles used, -1) or (ERR_*, the first bad tile)."""
+    grid1 = (nx + tw - 1) // tw
+    used = 0
+    for ty in range(y0 // th, (y1 - 1) // th + 1):
+        h = min(th, ny - ty * th)
+        r0, r1 = max(y0, ty * th) - ty * th, min(y1, ty * th + h) - ty * th
+        for tx in range(x0 // tw, (x1 - 1) // tw + 1):
+            k = ty * grid1 + tx
+            w = min(tw, nx - tx * tw)
+            if offsets[k] < 0 or offsets[k] + nbytes[k] > buf.shape[0]:
+                return ERR_TRUNCATED, k
+            if offsets[k] + nbytes[k] + PAD <= buf.shape[0]:
+                status = rice_ints(buf, offsets[k], nbytes[k], r1 * w, BLOCK, ints)
+            else:  # the tile ends the buffer: decode a copy with room for the window
+                padded = np.zeros(nbytes[k] + PAD, np.uint8)
+                padded[: nbytes[k]] = buf[offsets[k] : offsets[k] + nbytes[k]]
+                status = rice_ints(padded, 0, nbytes[k], r1 * w, BLOCK, ints)
+            if status != 0:
+                return ERR_CORRUPT, k
+            used += nbytes[k]
+            c0, c1 = max(x0, tx * tw) - tx * tw, min(x1, tx * tw + w) - tx * tw
+            _dequantize_rows(ints, k, w, r0, r1, c0, c1, method, dither0, scale[k], zero[k], zblank, randoms,
+                             out, ty * th + r0 - y0, tx * tw + c0 - x0)
+    return used, -1
