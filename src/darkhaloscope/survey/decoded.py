@@ -210,16 +210,25 @@ class DecodedImage:
             return self.data[y0:y1, x0:x1]
         return self._assemble(y0, y1, x0, x1, t0, t1, s0, s1)
 
+    def box_by_box(self, size: int) -> bool:
+        """True when this RICE file's next size x size box is cut on its own by the compiled path
+        (counted: the ski-rental switch), False when the file is (to be) decoded whole instead."""
+        if self.data is not None or not isinstance(self.rice, RiceTiles):
+            return False
+        if self.whole is None:
+            self.whole = prefer_whole_direct(self.shape, self.tile, size, self.expected)
+            self._box_ms = direct_box_ms(self.tile, size)  # the ski-rental switch's price per box
+        if self.whole or self.boxes * self._box_ms >= self.shape[0] * self.shape[1] * DIRECT_PIXEL_MS:
+            return False
+        self.boxes += 1
+        return True
+
     def _read_rice(self, y0: int, y1: int, x0: int, x1: int, out: np.ndarray | None = None) -> np.ndarray:
         """A box through the compiled RICE path: cut on its own (no tile cache: at DR10's density
         stamps rarely share a tile), or the whole file decoded once when the brick serves enough
         stamps (:func:`prefer_whole_direct`; ski-rental switch after as many boxes' cost)."""
-        size = max(y1 - y0, x1 - x0)
-        if self.whole is None:
-            self.whole = prefer_whole_direct(self.shape, self.tile, size, self.expected)
-            self._box_ms = direct_box_ms(self.tile, size)  # the ski-rental switch's price per box
         try:
-            if self.whole or self.boxes * self._box_ms >= self.shape[0] * self.shape[1] * DIRECT_PIXEL_MS:
+            if not self.box_by_box(max(y1 - y0, x1 - x0)):
                 self.data = self.rice.read_box(0, self.shape[0], 0, self.shape[1])
                 self.have[:] = True
                 self.decoded_pixels = self.shape[0] * self.shape[1]
@@ -227,7 +236,6 @@ class DecodedImage:
                     np.copyto(out, self.data[y0:y1, x0:x1])
                     return out
                 return self.data[y0:y1, x0:x1]
-            self.boxes += 1
             return self.rice.read_box(y0, y1, x0, x1, out)
         except Exception as exc:  # a corrupt or truncated tile: name the file, as section() does
             raise DataFileError(f"corrupt file {self.path}: cannot decompress [{y0}:{y1}, {x0}:{x1}]: {type(exc).__name__}: {exc}", path=self.path) from None
