@@ -6,15 +6,18 @@ DR10 bench, more than a file's decoding). :class:`RiceStamp` packs, once per ope
 files' tile tables (file offsets, byte counts, ZSCALE, ZZERO) into flat arrays with one row of
 per-file settings each (``meta``), so that a stamp costs:
 
-1. :func:`plan_reads` (compiled): the byte spans to read, one per tile row of each file when its
-   tiles lie back to back in the heap (as cfitsio writes a tile row), and each tile's offset in
-   the shared read buffer;
-2. one ``os.preadv`` per span (~11 per grz stamp: a 64 px box touches 1-2 tile rows of the
+1. :func:`plan_reads`: the byte spans to read, one per tile row of each file when its tiles lie
+   back to back in the heap (as cfitsio writes a tile row), and each tile's offset in the shared
+   read buffer;
+2. one ``pread(2)`` per span (~10 per grz stamp: a 64 px box touches 1-2 tile rows of the
    100 x 100 tiles DR10 writes, legacypipe ``py/legacypipe/survey.py`` ``get_compression_args``,
-   DR10 tags);
-3. :func:`decode_stamp` (compiled): :func:`.rice_box.decode_box` for every file into its plane of
-   one float32 [n files, S, S] array (same kernel, so bit-identical to the per-file path and to
-   astropy's full decode).
+   DR10 tags), called from compiled code (libc's ``pread`` declared as an external function, so
+   numba's cache keeps working; no Python loop around the ~10 system calls);
+3. :func:`decode_stamp`: :func:`.rice_box.decode_box` for every file into its plane of one
+   float32 [n files, S, S] array (same kernel, so bit-identical to the per-file path and to
+   astropy's full decode);
+
+all three in one compiled call per stamp, :func:`read_stamp`.
 
 Local files only (``os.preadv`` on their descriptors); https and S3 keep the per-file path.
 Units: bytes; pixels as the files hold them (nanomaggies, 1/nanomaggy^2).
@@ -22,10 +25,9 @@ Units: bytes; pixels as the files hold them (nanomaggies, 1/nanomaggy^2).
 
 from __future__ import annotations
 
-import os
-
 import numba
 import numpy as np
+from numba import types
 
 from ..dataset.fits_quant import RANDOMS
 from . import http
@@ -35,6 +37,11 @@ from .tile_decode import RiceTiles
 # meta columns (int64 [n files, N_META]): first tile in the packed arrays, image rows / columns,
 # tile rows / columns, quantisation method, ZDITHER0, ZBLANK
 BASE, NY, NX, TH, TW, METHOD, DITHER0, ZBLANK, N_META = range(9)
+ERR_SHORT_READ, ERR_BUFFER = -3, -4  # read_stamp status codes beyond rice_box's
+# POSIX pread(fd, buf, count, offset) -> bytes read or -1 (the pointer passed as an address:
+# the same register on the 64-bit ABIs numba targets); an external symbol keeps the cache usable
+_pread = types.ExternalFunction("pread", types.intp(types.intc, types.uintp, types.uintp, types.int64))
+PREAD_RETRIES = 4  # -1 (EINTR and the like) is retried this many times before a short read is reported
 
 
 @numba.njit(cache=True, nogil=True)
@@ -87,12 +94,51 @@ def decode_stamp(buf, rel, nbytes, scale, zero, meta, randoms, y0, y1, x0, x1, i
     return used, -1, -1
 
 
+@numba.njit(cache=True, nogil=True)
+def _pread_all(fd, buf, pos, ln, offset):
+    """Read ``ln`` bytes at file ``offset`` into ``buf[pos:]``; returns the bytes read (< ln at EOF or on errors)."""
+    got, tries = 0, 0
+    base = buf.ctypes.data + np.uintp(pos)
+    while got < ln:
+        r = _pread(np.intc(fd), base + np.uintp(got), np.uintp(ln - got), np.int64(offset + got))
+        if r == 0:
+            break
+        if r < 0:
+            tries += 1
+            if tries >= PREAD_RETRIES:
+                break
+            continue
+        got += r
+    return got
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def read_stamp(fds, meta, offsets, nbytes, after, scale, zero, randoms, y0, y1, x0, x1, spans, rel, buf, ints, out):
+    """Plan, read (``fds[f]``: file f's descriptor) and decode box [y0:y1, x0:x1] of every file
+    into ``out[f]``. Returns (status, file, detail, bytes read): status 0, or ERR_BUFFER (``buf``
+    needs ``detail`` bytes), ERR_SHORT_READ (``detail`` = file offset of the span cut short),
+    ERR_CORRUPT / ERR_TRUNCATED (``detail`` = tile of that file)."""
+    n, total = plan_reads(meta, offsets, nbytes, after, y0, y1, x0, x1, spans, rel)
+    if total + PAD > buf.shape[0]:
+        return ERR_BUFFER, -1, total + PAD, 0
+    pos = 0
+    for j in range(n):
+        f, a, ln = spans[j, 0], spans[j, 1], spans[j, 2]
+        if _pread_all(fds[f], buf, pos, ln, a) != ln:
+            return ERR_SHORT_READ, f, a, pos
+        pos += ln
+    status, f, k = decode_stamp(buf, rel, nbytes, scale, zero, meta, randoms, y0, y1, x0, x1, ints, out)
+    if f >= 0:
+        return status, f, k, total
+    return 0, -1, -1, total
+
+
 class RiceStamp:
     """The packed tile tables of several local RICE_1 files of one brick (see module doc)."""
 
     def __init__(self, files: list[RiceTiles], paths: list[str]) -> None:
         self.paths = paths
-        self.fds = [rt.fd for rt in files]
+        self.fds = np.array([rt.fd for rt in files], np.int64)
         self.shape = files[0].shape
         counts = [len(rt.nbytes) for rt in files]
         base = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
@@ -105,7 +151,6 @@ class RiceStamp:
         self.rel = np.full(len(self.nbytes), -1, np.int64)
         self.ints = np.empty(max(int(th) * int(tw) for th, tw in (rt.tile for rt in files)), np.int32)
         self._buf = np.zeros(1 << 16, np.uint8)
-        self._view = memoryview(self._buf)
         self._spans: dict[int, np.ndarray] = {}
         self.bytes_read = 0
 
@@ -133,19 +178,15 @@ class RiceStamp:
         ValueError naming the file and tile."""
         y1, x1 = y0 + size, x0 + size
         spans = self._span_table(size)
-        n, total = plan_reads(self.meta, self.offsets, self.nbytes, self.after, y0, y1, x0, x1, spans, self.rel)
-        if total + PAD > self._buf.shape[0]:
-            self._buf = np.zeros(max(total + PAD, 2 * self._buf.shape[0]), np.uint8)
-            self._view = memoryview(self._buf)
-        view, fds, pos = self._view, self.fds, 0
-        for f, a, ln in spans[:n].tolist():
-            got = os.preadv(fds[f], [view[pos : pos + ln]], a)
-            if got != ln:
-                raise ValueError(f"{self.paths[f]}: {got} of the {ln} bytes at offset {a} in the file (truncated)")
-            pos += ln
+        args = (self.fds, self.meta, self.offsets, self.nbytes, self.after, self.scale, self.zero, RANDOMS, y0, y1, x0, x1, spans, self.rel)
+        status, f, detail, total = read_stamp(*args, self._buf, self.ints, out)
+        if status == ERR_BUFFER:  # a larger box than any before: grow the buffer once
+            self._buf = np.zeros(max(detail, 2 * self._buf.shape[0]), np.uint8)
+            status, f, detail, total = read_stamp(*args, self._buf, self.ints, out)
         http.BYTES.add(total)
         self.bytes_read += total
-        status, f, k = decode_stamp(self._buf, self.rel, self.nbytes, self.scale, self.zero, self.meta, RANDOMS, y0, y1, x0, x1, self.ints, out)
-        if f >= 0:
+        if status == ERR_SHORT_READ:
+            raise ValueError(f"{self.paths[f]}: the tiles at byte {detail} lie past the end of the file (truncated)")
+        if status < 0:
             what = "lies past the end of the file (truncated)" if status == ERR_TRUNCATED else "its bytes end before its pixels (corrupt)"
-            raise ValueError(f"{self.paths[f]}: tile {k}: {what}")
+            raise ValueError(f"{self.paths[f]}: tile {detail}: {what}")
