@@ -64,9 +64,8 @@ class HeapTiles:
         self._buf = np.zeros(0, np.uint8)  # reused read buffer (fd path)
         self._view = memoryview(self._buf)
         self._rel = np.full(len(self.nbytes), -1, np.int64)  # offsets of fetched tiles in the buffer
-        self._offs, self._nbytes = self.offsets.tolist(), self.nbytes.tolist()  # plain ints for the per-stamp path
-        g1 = self.grid[1]
-        self._row_in_order = [bool(self.after[r * g1 : (r + 1) * g1 - 1].all()) for r in range(self.grid[0])]  # a tile row's tiles back to back
+        self._lists: tuple[list, list] | None = None  # offsets, nbytes as plain ints (per-file stamp path), made on first use
+        self._row_in_order = self.after.reshape(self.grid)[:, :-1].all(axis=1).tolist()  # a tile row's tiles back to back
 
     def tile_size(self, r: int, c: int) -> tuple[int, int]:
         """(rows, columns) of tile (r, c): edge tiles may be short."""
@@ -98,7 +97,9 @@ class HeapTiles:
                 k0, k1 = ty * g1 + s0, ty * g1 + s1
                 runs.extend([(k0, k1)] if k0 == k1 or self.after[k0:k1].all() else [(k, k) for k in range(k0, k1 + 1)])
             return self._read_runs(runs)
-        offs, nbytes, rel = self._offs, self._nbytes, self._rel
+        if self._lists is None:
+            self._lists = (self.offsets.tolist(), self.nbytes.tolist())
+        (offs, nbytes), rel = self._lists, self._rel
         pos = 0
         for ty in rows:
             k0, k1 = ty * g1 + s0, ty * g1 + s1
