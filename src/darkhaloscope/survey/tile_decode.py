@@ -72,6 +72,13 @@ class HeapTiles:
         th, tw = self.tile
         return min(th, self.shape[0] - r * th), min(tw, self.shape[1] - c * tw)
 
+    @property
+    def lists(self) -> tuple[list[int], list[int]]:
+        """(file offsets, bytes) of every tile as plain ints (the per-stamp Python paths index them)."""
+        if self._lists is None:
+            self._lists = (self.offsets.tolist(), self.nbytes.tolist())
+        return self._lists
+
     def fetch(self, ks) -> tuple[np.ndarray, np.ndarray]:
         """(buffer with :data:`.rice_box.PAD` spare bytes at its end, int64 [n tiles] offsets of
         tiles ``ks`` (ascending) in it; other entries stale) holding those tiles' bytes."""
@@ -97,9 +104,7 @@ class HeapTiles:
                 k0, k1 = ty * g1 + s0, ty * g1 + s1
                 runs.extend([(k0, k1)] if k0 == k1 or self.after[k0:k1].all() else [(k, k) for k in range(k0, k1 + 1)])
             return self._read_runs(runs)
-        if self._lists is None:
-            self._lists = (self.offsets.tolist(), self.nbytes.tolist())
-        (offs, nbytes), rel = self._lists, self._rel
+        (offs, nbytes), rel = self.lists, self._rel
         pos = 0
         for ty in rows:
             k0, k1 = ty * g1 + s0, ty * g1 + s1
@@ -124,7 +129,8 @@ class HeapTiles:
 
     def _read_runs(self, runs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
         """Read tiles k0..k1 (inclusive) of each run; count the bytes in :func:`.remote.bytes_read`."""
-        spans = [(int(self.offsets[k0]), int(self.offsets[k1] + self.nbytes[k1])) for k0, k1 in runs]
+        offs, nbytes = self.lists
+        spans = [(offs[k0], offs[k1] + nbytes[k1]) for k0, k1 in runs]
         total = sum(b - a for a, b in spans)
         if self.fd is None:
             parts = []
@@ -145,7 +151,8 @@ class HeapTiles:
         for (k0, k1), (a, b), n in zip(runs, spans, got, strict=True):
             if n != b - a:
                 raise ValueError(f"tiles {k0}..{k1}: {n} of their {b - a} bytes in the file (truncated)")
-            self._rel[k0 : k1 + 1] = self.offsets[k0 : k1 + 1] - a + pos
+            for k in range(k0, k1 + 1):
+                self._rel[k] = offs[k] - a + pos
             pos += b - a
         self.bytes_read += total
         return buf, self._rel
