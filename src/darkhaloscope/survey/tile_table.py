@@ -117,6 +117,15 @@ class CardValues(dict):
     def get(self, key, default=None):
         return self[key] if key in self else default
 
+    def __iter__(self):  # defined here so dict(...), {**...} and update() go through __getitem__ (parsed values)
+        return dict.__iter__(self)
+
+    def values(self):
+        return [self[k] for k in self]
+
+    def items(self):
+        return [(k, self[k]) for k in self]
+
 
 def parse_cards(raw: bytes) -> tuple[CardValues, list[str]]:
     """({keyword: value} of the ``keyword = value`` cards of one header (the first of duplicated
