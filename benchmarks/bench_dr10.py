@@ -11,9 +11,10 @@ Figures (CPU time of this process; the machine is shared, ``uptime`` load is rec
   dr10_stamps_per_brick                tasks per brick (DR10: ~37)
   dr10_cutout_ms_per_stamp             BrickReader (files opened from their raw header and tile
                                        table, survey/tile_table.py; the tiles a stamp needs read
-                                       from the heap (pread per tile row) and decoded directly: RICE
-                                       image/invvar in one compiled call per file, integers down to
-                                       the stamp's last row, only its pixels dequantised
+                                       from the heap (pread per tile row) and decoded directly: the
+                                       six RICE image/invvar files read and decoded in one compiled
+                                       call per stamp (survey/rice_stamp.py), integers down to the
+                                       stamp's last row, only its pixels dequantised
                                        (survey/rice_box.py); HCOMPRESS maskbits tile by tile with the
                                        tile cache, all-zero tiles skipped (survey/hcompress_tiles.py);
                                        ``expect`` hint as generate gives), all seven files of a grz

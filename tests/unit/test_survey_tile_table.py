@@ -41,3 +41,7 @@ def test_cards_parse_as_astropy_does(shared_data):
     assert values["S1"] == h["S1"] and values["S2"] == h["S2"] and values["S3"] == h["S3"]
     assert values["B1"] is True and values["B2"] is False and values["I1"] == -12 and values["I2"] == 2**40
     assert values["F1"] == 1.5e-300 and values["DUP"] == 1 and values["D1"] == 1.5e-3
+    # values are parsed on access: copies and views give parsed values too, never the card text
+    fresh, _ = parse_cards("".join(str(c) for c in h.cards).encode() + b"END".ljust(80))
+    assert dict(fresh)["I2"] == 2**40 and {**fresh}["B1"] is True and dict(fresh.items())["S1"] == h["S1"]
+    assert [type(v) for v in fresh.values()] == [type(dict(fresh)[k]) for k in fresh] and type(dict(fresh)["S2"]) is str

@@ -201,8 +201,8 @@ class BrickReader:
         if reason:
             return Cutout.failed(reason, size, nb, brickname=brickname)
 
-        image = np.zeros((nb, size, size), np.float32)
-        invvar = np.zeros((nb, size, size), np.float32)
+        planes = np.zeros((2, nb, size, size), np.float32)  # image then invvar: one array for the packed RICE path
+        image, invvar = planes[0], planes[1]
         maskbits = np.zeros((size, size), np.int32)
         notes = []
         # each band's quantisation grid, for lossless compact storage; a stitched stamp has none
@@ -217,7 +217,11 @@ class BrickReader:
                 sy0, sy1, sx0, sx1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
                 m = sel[sy0:sy1, sx0:sx1]
             box = (y0 + sy0 + dy, y0 + sy1 + dy, x0 + sx0 + dx, x0 + sx1 + dx)
-            for i, band in enumerate(bands):
+            if sel is None and self._read_packed(ob, bands, y0 + dy, x0 + dx, size, planes, grids):
+                bands_left = ""  # every image and invvar plane read in one pass (rice_stamp.py)
+            else:
+                bands_left = bands
+            for i, band in enumerate(bands_left):
                 for kind, out in (("image", image), ("invvar", invvar)):
                     try:
                         of = ob.open(kind, band)
@@ -242,6 +246,28 @@ class BrickReader:
                 notes.append(f"no maskbits file ({miss.path}): maskbits set to 0")
         self._trim({ob.brickname for ob, *_ in pieces})
         return Cutout(image, invvar, maskbits, True, None, brickname, "; ".join(notes) or None, grids)
+
+    @staticmethod
+    def _read_packed(ob: OpenBrick, bands: str, row0: int, col0: int, size: int, planes: np.ndarray, grids: dict) -> bool:
+        """Image and invvar boxes of every band through the brick's packed RICE reader
+        (:mod:`.rice_stamp`: two compiled calls for the six grz files), with their quantisation
+        grids; False when it does not apply (non-RICE or remote files, a whole-decoded file)."""
+        packed = ob.rice_stamp(bands)
+        if packed is None:
+            return False
+        stamp, decs = packed
+        if not all(d.box_by_box(size) for d in decs):
+            return False
+        try:
+            stamp.read(row0, col0, size, planes.reshape(len(decs), size, size))
+        except ValueError as exc:  # a corrupt or truncated tile: name the file, as the per-file path does
+            path = next((p for p in stamp.paths if str(exc).startswith(p)), stamp.paths[0])
+            raise DataFileError(f"corrupt file {path}: cannot decompress [{row0}:{row0 + size}, {col0}:{col0 + size}]: ValueError: {exc}", path=path) from None
+        nb = len(bands)
+        for j, d in enumerate(decs):
+            q = d.quant
+            grids["image" if j < nb else "invvar"][j % nb] = q.window(row0, col0, size) if q is not None else None
+        return True
 
     def _plan(self, home: OpenBrick, wcs, shape, x0: int, y0: int, size: int, bands: str):
         """[(open brick, dx, dy, stamp-pixel mask or None = all)] serving every stamp pixel, or (None, reason)."""

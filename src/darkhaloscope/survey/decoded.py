@@ -193,6 +193,14 @@ class DecodedImage:
         if isinstance(self.rice, RiceTiles):
             return self._read_rice(y0, y1, x0, x1)
         ty, tx = self.tile
+        if self.rice is not None and self.data is None:  # HCOMPRESS tiles from the heap, cached compact (plain-Python path: once per stamp)
+            t0, t1, s0, s1 = y0 // ty, (y1 - 1) // ty + 1, x0 // tx, (x1 - 1) // tx + 1
+            need = [(r, c) for r in range(t0, t1) for c in range(s0, s1) if (r, c) not in self.tiles]
+            if need:
+                self._decode_list(need)
+            if t1 - t0 == 1 and s1 - s0 == 1:  # one tile: a view of it (callers copy)
+                return self.tiles[(t0, s0)][y0 - t0 * ty : y1 - t0 * ty, x0 - s0 * tx : x1 - s0 * tx]
+            return self._assemble(y0, y1, x0, x1, t0, t1, s0, s1)
         t0, t1, s0, s1 = y0 // ty, (y1 - 1) // ty + 1, x0 // tx, (x1 - 1) // tx + 1
         miss = ~self.have[t0:t1, s0:s1]
         if miss.any() and self.rice is not None:  # HCOMPRESS tiles from the heap: cheap per call, cached, never a whole pass
@@ -210,16 +218,25 @@ class DecodedImage:
             return self.data[y0:y1, x0:x1]
         return self._assemble(y0, y1, x0, x1, t0, t1, s0, s1)
 
+    def box_by_box(self, size: int) -> bool:
+        """True when this RICE file's next size x size box is cut on its own by the compiled path
+        (counted: the ski-rental switch), False when the file is (to be) decoded whole instead."""
+        if self.data is not None or not isinstance(self.rice, RiceTiles):
+            return False
+        if self.whole is None:
+            self.whole = prefer_whole_direct(self.shape, self.tile, size, self.expected)
+            self._box_ms = direct_box_ms(self.tile, size)  # the ski-rental switch's price per box
+        if self.whole or self.boxes * self._box_ms >= self.shape[0] * self.shape[1] * DIRECT_PIXEL_MS:
+            return False
+        self.boxes += 1
+        return True
+
     def _read_rice(self, y0: int, y1: int, x0: int, x1: int, out: np.ndarray | None = None) -> np.ndarray:
         """A box through the compiled RICE path: cut on its own (no tile cache: at DR10's density
         stamps rarely share a tile), or the whole file decoded once when the brick serves enough
         stamps (:func:`prefer_whole_direct`; ski-rental switch after as many boxes' cost)."""
-        size = max(y1 - y0, x1 - x0)
-        if self.whole is None:
-            self.whole = prefer_whole_direct(self.shape, self.tile, size, self.expected)
-            self._box_ms = direct_box_ms(self.tile, size)  # the ski-rental switch's price per box
         try:
-            if self.whole or self.boxes * self._box_ms >= self.shape[0] * self.shape[1] * DIRECT_PIXEL_MS:
+            if not self.box_by_box(max(y1 - y0, x1 - x0)):
                 self.data = self.rice.read_box(0, self.shape[0], 0, self.shape[1])
                 self.have[:] = True
                 self.decoded_pixels = self.shape[0] * self.shape[1]
@@ -227,7 +244,6 @@ class DecodedImage:
                     np.copyto(out, self.data[y0:y1, x0:x1])
                     return out
                 return self.data[y0:y1, x0:x1]
-            self.boxes += 1
             return self.rice.read_box(y0, y1, x0, x1, out)
         except Exception as exc:  # a corrupt or truncated tile: name the file, as section() does
             raise DataFileError(f"corrupt file {self.path}: cannot decompress [{y0}:{y1}, {x0}:{x1}]: {type(exc).__name__}: {exc}", path=self.path) from None
@@ -262,11 +278,15 @@ class DecodedImage:
         """Decode the tiles ``miss`` (bool [tile rows, tile columns] from tile (t0, s0)) directly
         (HCOMPRESS path) and keep them compact."""
         rows, cols = np.nonzero(miss)
-        rows, cols = rows + t0, cols + s0
+        self._decode_list(list(zip((rows + t0).tolist(), (cols + s0).tolist(), strict=True)))
+
+    def _decode_list(self, need: list[tuple[int, int]]) -> None:
+        """Decode the tiles ``need`` ([(tile row, tile column)], row-major) directly (HCOMPRESS
+        path) and keep them compact."""
         try:
-            tiles = self.rice.decode_many(rows, cols)
+            tiles = self.rice.decode_many([r for r, _ in need], [c for _, c in need])
         except Exception as exc:  # a corrupt or truncated tile: name the file, as section() does
-            raise DataFileError(f"corrupt file {self.path}: cannot decompress tiles {sorted(zip(rows.tolist(), cols.tolist(), strict=True))}: "
+            raise DataFileError(f"corrupt file {self.path}: cannot decompress tiles {sorted(need)}: "
                                 f"{type(exc).__name__}: {exc}", path=self.path) from None
         for (r, c), tile in tiles.items():
             self.decoded_pixels += tile.size

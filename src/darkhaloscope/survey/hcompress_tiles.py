@@ -72,14 +72,15 @@ class HcompressTiles(HeapTiles):
         """{(row, column): [h, w] tile} of the tiles (``rows[i]``, ``cols[i]``), given in row-major order."""
         from astropy.io.fits.hdu.compressed._codecs import HCompress1
 
-        if len(rows) == 0:
+        rows, cols = [int(r) for r in rows], [int(c) for c in cols]
+        if not rows:
             return {}
-        ks = np.asarray(rows, np.int64) * self.grid[1] + np.asarray(cols, np.int64)
+        ks = [r * self.grid[1] + c for r, c in zip(rows, cols, strict=True)]
         buf, offsets = self.fetch(ks)
-        out = {}
-        for r, c, k in zip(np.asarray(rows).tolist(), np.asarray(cols).tolist(), ks.tolist(), strict=True):
+        out, nbytes = {}, self.lists[1]
+        for r, c, k in zip(rows, cols, ks, strict=True):
             h, w = self.tile_size(r, c)
-            start, n = int(offsets[k]), int(self.nbytes[k])
+            start, n = int(offsets[k]), nbytes[k]
             if start + n > buf.shape[0]:
                 raise ValueError(f"tile {k}: lies past the end of the file (truncated)")
             if self.zero_tile(bytes(buf[start : start + _END + 1]), h, w):

@@ -19,6 +19,7 @@ from ..errors import DataFileError
 from . import remote
 from .bricks import coadd_relpath
 from .decoded import DecodedImage
+from .rice_stamp import RiceStamp
 from .tile_table import LightCompHDU, read_tile_table
 
 # Read-ahead of a coadd file (bytes): none. astropy asks for exactly the header blocks, the
@@ -69,6 +70,21 @@ class OpenBrick:
     _wcs: object = None
     shape: tuple | None = None
     expected: int = 0  # stamps this brick is expected to serve (0 = unknown)
+    _stamps: dict = field(default_factory=dict)  # bands -> RiceStamp or None
+
+    def rice_stamp(self, bands: str) -> tuple[RiceStamp, list] | None:
+        """(packed reader, decoded images) of the image then invvar files of ``bands`` when all are
+        local RICE_1 files (:mod:`.rice_stamp`), else None (a missing file included: the
+        file-by-file path then names it). Built once per brick and band list."""
+        if bands not in self._stamps:
+            try:
+                files = [self.open(kind, b) for kind in ("image", "invvar") for b in bands]
+            except Missing:
+                files = []
+            decs = [of.decoded for of in files]
+            stamp = RiceStamp.of([d.rice for d in decs], [d.path for d in decs]) if files else None
+            self._stamps[bands] = (stamp, decs) if stamp is not None else None
+        return self._stamps[bands]
 
     def open(self, kind: str, band: str | None) -> _OpenFile:
         """The open HDU of one file; raises Missing or DataFileError (corrupt/truncated)."""
@@ -139,6 +155,7 @@ class OpenBrick:
         for of in self.files.values():
             of.close()
         self.files.clear()
+        self._stamps.clear()
 
 
 class _Descriptor:

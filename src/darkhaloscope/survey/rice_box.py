@@ -4,6 +4,10 @@ A DR10 stamp (64 x 64) touches ~2.7 of the 100 x 100 tiles of each RICE file (im
 legacypipe ``py/legacypipe/survey.py`` ``get_compression_args``, DR10 tags). :func:`decode_box`
 walks those tiles in one call: it decodes each tile's integers only down to the box's last row
 (RICE is sequential), and dequantises only the box's own pixels, straight into the output.
+:func:`read_stamp` does it for every RICE file of a stamp (image and invvar of each band) in one
+call, reading their tile bytes with libc's ``pread`` (:mod:`.rice_stamp` packs the files' tile
+tables); it lives here because numba's cache is invalidated per source file only, and it compiles
+:func:`decode_box` into itself.
 
 Bit reader: the algorithm of cfitsio ``ricecomp.c`` ``fits_rdecomp`` (32-pixel blocks, a 5-bit
 split code per block, fs + 1 = 0 for an all-zero block, fs = 25 for raw 32-bit differences,
@@ -47,6 +51,10 @@ def _clz64(typingctx, x):
 
     return sig, codegen
 
+
+# codes per window refill for split code fs (48 // (fs + 3), at least 1; fs = FSMAX: 1), looked
+# up instead of divided once per 32-pixel block (a 64-bit division costs ~40-90 cycles, ~1-3 per pixel)
+PER_REFILL = np.array([max(1, 48 // (fs + 3)) for fs in range(FSMAX)] + [1], np.int64)
 
 PAD = 16  # bytes past a tile's end the bit reader may load (a 64-bit window one refill ahead)
 
@@ -110,7 +118,7 @@ def rice_ints(buf, start, nbytes, n, block, out):
             i = imax
             continue
         sfs = np.uint64(fs)
-        per = 1 if fs == FSMAX else max(1, 48 // (fs + 3))  # codes per refill: a code takes ~fs + 2 bits
+        per = PER_REFILL[fs]  # codes per refill: a code takes ~fs + 2 bits
         left = 0
         for j in range(i, imax):
             if left == 0:
@@ -226,3 +234,103 @@ def decode_box(buf, offsets, nbytes, th, tw, ny, nx, method, dither0, scale, zer
             _dequantize_rows(ints, k, w, r0, r1, c0, c1, method, dither0, scale[k], zero[k], zblank, randoms,
                              out, ty * th + r0 - y0, tx * tw + c0 - x0)
     return used, -1
+
+
+# --- every RICE file of a stamp at once (used by rice_stamp.RiceStamp) ---
+# meta columns (int64 [n files, N_META]): first tile in the packed arrays, image rows / columns,
+# tile rows / columns, quantisation method, ZDITHER0, ZBLANK
+BASE, NY, NX, TH, TW, METHOD, DITHER0, ZBLANK, N_META = range(9)
+ERR_SHORT_READ, ERR_BUFFER = -3, -4  # read_stamp status codes beyond rice_box's
+# POSIX pread(fd, buf, count, offset) -> bytes read or -1 (the pointer passed as an address:
+# the same register on the 64-bit ABIs numba targets); an external symbol keeps the cache usable
+_pread = types.ExternalFunction("pread", types.intp(types.intc, types.uintp, types.uintp, types.int64))
+PREAD_RETRIES = 4  # -1 (EINTR and the like) is retried this many times before a short read is reported
+
+
+@numba.njit(cache=True, nogil=True)
+def plan_reads(meta, offsets, nbytes, after, y0, y1, x0, x1, spans, rel):
+    """Byte spans covering the tiles that box [y0:y1, x0:x1] touches in every file.
+
+    ``offsets``/``nbytes`` int64 [all tiles]: file offsets and sizes of every file's tiles,
+    packed (file f's tile k at ``meta[f, BASE] + k``); ``after[i]``: packed tile i + 1 follows
+    tile i in the same file's heap. Writes ``spans[j] = (file, file offset, bytes)`` (int64
+    [>= spans needed, 3]) and, for every tile read, ``rel[i]`` = its offset in the read buffer
+    (spans laid back to back from 0). Returns (spans, total bytes)."""
+    n = 0
+    pos = 0
+    for f in range(meta.shape[0]):
+        base, th, tw = meta[f, BASE], meta[f, TH], meta[f, TW]
+        grid1 = (meta[f, NX] + tw - 1) // tw
+        s0, s1 = x0 // tw, (x1 - 1) // tw
+        for ty in range(y0 // th, (y1 - 1) // th + 1):
+            k = base + ty * grid1 + s0
+            k1 = base + ty * grid1 + s1
+            while k <= k1:
+                e = k
+                while e < k1 and after[e]:  # extend the span over tiles lying back to back
+                    e += 1
+                a = offsets[k]
+                ln = offsets[e] + nbytes[e] - a
+                for i in range(k, e + 1):
+                    rel[i] = offsets[i] - a + pos
+                spans[n, 0], spans[n, 1], spans[n, 2] = f, a, ln
+                n += 1
+                pos += ln
+                k = e + 1
+    return n, pos
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def decode_boxes(buf, rel, nbytes, scale, zero, meta, randoms, y0, y1, x0, x1, ints, out):
+    """Box [y0:y1, x0:x1] of every file f into ``out[f]`` (float32 [n files, y1 - y0, x1 - x0]),
+    from the tiles :func:`plan_reads` placed in ``buf`` (with :data:`.rice_box.PAD` spare bytes).
+    Returns (bytes used, -1, -1) or (ERR_*, file, tile of that file)."""
+    used = 0
+    for f in range(meta.shape[0]):
+        b = meta[f, BASE]
+        e = meta[f + 1, BASE] if f + 1 < meta.shape[0] else nbytes.shape[0]
+        status, k = decode_box(buf, rel[b:e], nbytes[b:e], meta[f, TH], meta[f, TW], meta[f, NY], meta[f, NX], meta[f, METHOD],
+                               meta[f, DITHER0], scale[b:e], zero[b:e], meta[f, ZBLANK], randoms, y0, y1, x0, x1, ints, out[f])
+        if k >= 0:
+            return status, f, k
+        used += status
+    return used, -1, -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _pread_all(fd, buf, pos, ln, offset):
+    """Read ``ln`` bytes at file ``offset`` into ``buf[pos:]``; returns the bytes read (< ln at EOF or on errors)."""
+    got, tries = 0, 0
+    base = buf.ctypes.data + np.uintp(pos)
+    while got < ln:
+        r = _pread(np.intc(fd), base + np.uintp(got), np.uintp(ln - got), np.int64(offset + got))
+        if r == 0:
+            break
+        if r < 0:
+            tries += 1
+            if tries >= PREAD_RETRIES:
+                break
+            continue
+        got += r
+    return got
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def read_stamp(fds, meta, offsets, nbytes, after, scale, zero, randoms, y0, y1, x0, x1, spans, rel, buf, ints, out):
+    """Plan, read (``fds[f]``: file f's descriptor) and decode box [y0:y1, x0:x1] of every file
+    into ``out[f]``. Returns (status, file, detail, bytes read): status 0, or ERR_BUFFER (``buf``
+    needs ``detail`` bytes), ERR_SHORT_READ (``detail`` = file offset of the span cut short),
+    ERR_CORRUPT / ERR_TRUNCATED (``detail`` = tile of that file)."""
+    n, total = plan_reads(meta, offsets, nbytes, after, y0, y1, x0, x1, spans, rel)
+    if total + PAD > buf.shape[0]:
+        return ERR_BUFFER, -1, total + PAD, 0
+    pos = 0
+    for j in range(n):
+        f, a, ln = spans[j, 0], spans[j, 1], spans[j, 2]
+        if _pread_all(fds[f], buf, pos, ln, a) != ln:
+            return ERR_SHORT_READ, f, a, pos
+        pos += ln
+    status, f, k = decode_boxes(buf, rel, nbytes, scale, zero, meta, randoms, y0, y1, x0, x1, ints, out)
+    if f >= 0:
+        return status, f, k, total
+    return 0, -1, -1, total

@@ -64,14 +64,20 @@ class HeapTiles:
         self._buf = np.zeros(0, np.uint8)  # reused read buffer (fd path)
         self._view = memoryview(self._buf)
         self._rel = np.full(len(self.nbytes), -1, np.int64)  # offsets of fetched tiles in the buffer
-        self._offs, self._nbytes = self.offsets.tolist(), self.nbytes.tolist()  # plain ints for the per-stamp path
-        g1 = self.grid[1]
-        self._row_in_order = [bool(self.after[r * g1 : (r + 1) * g1 - 1].all()) for r in range(self.grid[0])]  # a tile row's tiles back to back
+        self._lists: tuple[list, list] | None = None  # offsets, nbytes as plain ints (per-file stamp path), made on first use
+        self._row_in_order = self.after.reshape(self.grid)[:, :-1].all(axis=1).tolist()  # a tile row's tiles back to back
 
     def tile_size(self, r: int, c: int) -> tuple[int, int]:
         """(rows, columns) of tile (r, c): edge tiles may be short."""
         th, tw = self.tile
         return min(th, self.shape[0] - r * th), min(tw, self.shape[1] - c * tw)
+
+    @property
+    def lists(self) -> tuple[list[int], list[int]]:
+        """(file offsets, bytes) of every tile as plain ints (the per-stamp Python paths index them)."""
+        if self._lists is None:
+            self._lists = (self.offsets.tolist(), self.nbytes.tolist())
+        return self._lists
 
     def fetch(self, ks) -> tuple[np.ndarray, np.ndarray]:
         """(buffer with :data:`.rice_box.PAD` spare bytes at its end, int64 [n tiles] offsets of
@@ -98,7 +104,7 @@ class HeapTiles:
                 k0, k1 = ty * g1 + s0, ty * g1 + s1
                 runs.extend([(k0, k1)] if k0 == k1 or self.after[k0:k1].all() else [(k, k) for k in range(k0, k1 + 1)])
             return self._read_runs(runs)
-        offs, nbytes, rel = self._offs, self._nbytes, self._rel
+        (offs, nbytes), rel = self.lists, self._rel
         pos = 0
         for ty in rows:
             k0, k1 = ty * g1 + s0, ty * g1 + s1
@@ -123,7 +129,8 @@ class HeapTiles:
 
     def _read_runs(self, runs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
         """Read tiles k0..k1 (inclusive) of each run; count the bytes in :func:`.remote.bytes_read`."""
-        spans = [(int(self.offsets[k0]), int(self.offsets[k1] + self.nbytes[k1])) for k0, k1 in runs]
+        offs, nbytes = self.lists
+        spans = [(offs[k0], offs[k1] + nbytes[k1]) for k0, k1 in runs]
         total = sum(b - a for a, b in spans)
         if self.fd is None:
             parts = []
@@ -144,7 +151,8 @@ class HeapTiles:
         for (k0, k1), (a, b), n in zip(runs, spans, got, strict=True):
             if n != b - a:
                 raise ValueError(f"tiles {k0}..{k1}: {n} of their {b - a} bytes in the file (truncated)")
-            self._rel[k0 : k1 + 1] = self.offsets[k0 : k1 + 1] - a + pos
+            for k in range(k0, k1 + 1):
+                self._rel[k] = offs[k] - a + pos
             pos += b - a
         self.bytes_read += total
         return buf, self._rel

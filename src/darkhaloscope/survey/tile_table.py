@@ -99,10 +99,39 @@ def _value(text: str):
         return v
 
 
-def parse_cards(raw: bytes) -> tuple[dict, list[str]]:
+class _Text(str):
+    """A card's value field not parsed yet (see :class:`CardValues`)."""
+
+
+class CardValues(dict):
+    """{keyword: value} whose values are parsed by :func:`_value` on first access (``[]``, ``get``):
+    a DR10 table header has ~60 cards and opening a file reads ~20 of them."""
+
+    def __getitem__(self, key):
+        v = dict.__getitem__(self, key)
+        if type(v) is _Text:
+            v = _value(v)
+            dict.__setitem__(self, key, v)
+        return v
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def __iter__(self):  # defined here so dict(...), {**...} and update() go through __getitem__ (parsed values)
+        return dict.__iter__(self)
+
+    def values(self):
+        return [self[k] for k in self]
+
+    def items(self):
+        return [(k, self[k]) for k in self]
+
+
+def parse_cards(raw: bytes) -> tuple[CardValues, list[str]]:
     """({keyword: value} of the ``keyword = value`` cards of one header (the first of duplicated
-    keywords, as astropy's ``Header.get`` gives), [every card up to END, as text])."""
-    values, cards = {}, []
+    keywords, as astropy's ``Header.get`` gives; values parsed on access), [every card up to END,
+    as text])."""
+    values, cards = CardValues(), []
     text = raw.decode("ascii", "replace")
     for i in range(0, len(text), CARD):
         card = text[i : i + CARD]
@@ -111,7 +140,7 @@ def parse_cards(raw: bytes) -> tuple[dict, list[str]]:
             break
         cards.append(card)
         if card[8:10] == "= " and key not in values:
-            values[key] = _value(card[10:])
+            values[key] = _Text(card[10:])
     return values, cards
 
 
