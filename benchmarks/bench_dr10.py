@@ -5,7 +5,9 @@ Bricks: ``N_BRICKS`` synthetic bricks of 3600 x 3600 px written as legacypipe wr
 q 16; maskbits HCOMPRESS int32), DR10-like sky (galaxies ~8,000, stars ~1,500 per deg^2) and
 ~37 LRGs per brick passing the DESI cuts (Poisson, no hard core). Built once and cached under
 ``out/bench/dr10`` (keyed by config hash and file format). Stamps: every task whose 64 px box lies
-inside its brick (DR10 bricks overlap by ~82 px per side, so real stamps never stitch).
+inside its brick (the bricks overlap by DR10's ~82 px per side, ``brick_overlap_pix``, so no stamp
+of a primary LRG stitches). 1,330 LRGs per deg^2 before the cuts give DR10's ~37 tasks in a brick's
+0.25 x 0.25 deg primary area.
 
 Figures (CPU time of this process; the machine is shared, ``uptime`` load is recorded):
   dr10_stamps_per_brick                tasks per brick (DR10: ~37)
@@ -57,7 +59,8 @@ def _config(cfg):
     return replace(cfg, **{
         "survey.synthetic.n_bricks_ra": N_BRICKS, "survey.synthetic.n_bricks_dec": 1,
         "survey.synthetic.brick_size_pix": DR10_PIX, "survey.synthetic.tile_size": 100,
-        "survey.synthetic.lrg_per_brick": per(1100), "survey.synthetic.lrg_min_separation_pix": 0.0,
+        "survey.synthetic.lrg_per_brick": per(1330), "survey.synthetic.lrg_min_separation_pix": 0.0,
+        "survey.synthetic.brick_overlap_pix": 82,  # DR10's: 3600 px images on a 0.25 deg grid
         "survey.synthetic.galaxies_per_brick": per(8000), "survey.synthetic.stars_per_brick": per(1500),
         "survey.synthetic.write_maps": False, "survey.synthetic.sky_sigma_r": 0.0025,
     })
