@@ -158,6 +158,26 @@ def _band_dither(g, s0, s1, randoms, out):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def band_grid(vector, pos, s0, s1, randoms, dither):
+    """The grid of the band whose entry starts at ``vector[pos]`` (``[0]`` raw, or ``[n, predictor,
+    *QuantGrid.to_vector]``): (on the grid?, n, grid numbers g, pixel columns' tiles [4, S1],
+    dither offset 0/0.5, tile rows, y offset, first tile row, tile rows, tile columns); fills
+    ``dither`` [S0, S1] with the band's dither values when it has a grid."""
+    n = int(vector[pos])
+    grid = n > 0
+    g = vector[pos : pos + 1]
+    cols = np.zeros((4, s1), np.int64)
+    half, th, oy, ty0, nty, ntx = 0.0, 1, 0, 0, 1, 1
+    if grid:
+        g = vector[pos + 2 : pos + 2 + n]
+        half = 0.0 if int(g[0]) == 0 else 0.5
+        th, oy, ty0, nty, ntx = int(g[2]), int(g[6]), int(g[8]), int(g[10]), int(g[11])
+        cols = _columns(g, s1)
+        _band_dither(g, s0, s1, randoms, dither)
+    return grid, n, g, cols, half, th, oy, ty0, nty, ntx
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def encode_plane_kernel(base, values, vector, randoms):
     """Encode a float32 [B, S, S] plane: (stored uint8 [2 or 4, B, S, S] byte planes, addends
     uint8 [4, B, S, S] byte planes, raw-pixel bits uint8 [B, S*S/8]) and ``vector`` completed.
@@ -279,21 +299,9 @@ def dequantize_plane(q8, add8, rawbits, vector, randoms, out):
     as_float = word.view(np.float32)
     pos = 0
     for b in range(nb):
-        n = int(vector[pos])
-        grid = n > 0
-        predictor, lo, half, ntx, nty, th, oy, ty0 = 0, 0, 0.0, 1, 1, 1, 0, 0
-        g = vector[pos : pos + 1]
-        cols = np.zeros((4, s1), np.int64)
-        if grid:
-            predictor = int(vector[pos + 1])
-            g = vector[pos + 2 : pos + 2 + n]
-            half = 0.0 if int(g[0]) == 0 else 0.5
-            th, oy, ty0, nty, ntx, lo = int(g[2]), int(g[6]), int(g[8]), int(g[10]), int(g[11]), int(g[12])
-            cols = _columns(g, s1)
-            _band_dither(g, s0, s1, randoms, dither)
-            pos += 2 + n
-        else:
-            pos += 1
+        grid, n, g, cols, half, th, oy, ty0, nty, ntx = band_grid(vector, pos, s0, s1, randoms, dither)
+        predictor, lo = (int(vector[pos + 1]), int(g[12])) if grid else (0, 0)
+        pos += 2 + n if grid else 1
         prev, i = np.int64(0), 0
         for sy in range(s0):
             r = (oy + sy) // th - ty0

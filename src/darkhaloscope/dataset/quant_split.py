@@ -24,7 +24,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .fits_quant import _HEADER, _band_dither, _columns, _same
+from .fits_quant import _HEADER, _same, band_grid
 
 _I32_MAX = 2**31 - 1
 
@@ -47,17 +47,7 @@ def split_plane_kernel(base, values, vector, randoms):
     uword = fword.view(np.uint32)
     pos = 0
     for b in range(nb):
-        n = int(vector[pos])
-        grid = n > 0
-        g = vector[pos : pos + 1]
-        cols = np.zeros((4, s1), np.int64)
-        half, th, oy, ty0, nty, ntx = 0.0, 1, 0, 0, 1, 1
-        if grid:
-            g = vector[pos + 2 : pos + 2 + n]
-            half = 0.0 if int(g[0]) == 0 else 0.5
-            th, oy, ty0, nty, ntx = int(g[2]), int(g[6]), int(g[8]), int(g[10]), int(g[11])
-            cols = _columns(g, s1)
-            _band_dither(g, s0, s1, randoms, dither)
+        grid, n, g, cols, half, th, oy, ty0, nty, ntx = band_grid(vector, pos, s0, s1, randoms, dither)
         prev, kept, i = np.int64(0), 0, 0
         for sy in range(s0):
             r = (oy + sy) // th - ty0
@@ -106,20 +96,8 @@ def join_plane_kernel(ints, add8, rawbits, vector, randoms, out):
     as_float = word.view(np.float32)
     pos = 0
     for b in range(nb):
-        n = int(vector[pos])
-        grid = n > 0
-        g = vector[pos : pos + 1]
-        cols = np.zeros((4, s1), np.int64)
-        half, th, oy, ty0, nty, ntx = 0.0, 1, 0, 0, 1, 1
-        if grid:
-            g = vector[pos + 2 : pos + 2 + n]
-            half = 0.0 if int(g[0]) == 0 else 0.5
-            th, oy, ty0, nty, ntx = int(g[2]), int(g[6]), int(g[8]), int(g[10]), int(g[11])
-            cols = _columns(g, s1)
-            _band_dither(g, s0, s1, randoms, dither)
-            pos += 2 + n
-        else:
-            pos += 1
+        grid, n, g, cols, half, th, oy, ty0, nty, ntx = band_grid(vector, pos, s0, s1, randoms, dither)
+        pos += 2 + n if grid else 1
         i = 0
         for sy in range(s0):
             r = (oy + sy) // th - ty0

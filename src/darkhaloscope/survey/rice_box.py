@@ -168,7 +168,10 @@ def rice_ints(buf, start, nbytes, n, block, out):
 @numba.njit(cache=True, nogil=True, inline="always")
 def _seed_at(k, p, dither0, randoms):
     """(iseed, index) of the dither value R of pixel ``p`` of tile ``k`` (both 0-based, row-major):
-    cfitsio starts at int(R[iseed] * 500) and moves to the next seed each time it reaches 10000."""
+    cfitsio starts at int(R[iseed] * 500) and moves to the next seed each time it reaches 10000.
+    (The same walk as ``dataset.fits_quant._dither``, kept here on purpose: numba's on-disk cache
+    is invalidated by a kernel's own file only, so a kernel inlined from another file could stay
+    stale after an edit there.)"""
     iseed = (k + dither0 - 1) % 10000
     idx = int(randoms[iseed] * 500.0) + p
     while idx >= 10000:
