@@ -27,8 +27,7 @@ from ..errors import CatalogError, DatasetError, redact
 from ..survey.cutout import Cutout
 from .host_schema import HOST_FORMAT, STAMP_SOURCES
 from .reader import read_split, split_dataset
-from .stamp import PLANES, decode_stamp, decode_stamp_grids, encode_stamp, grids_from_vector
-from .stamp_v3 import decode_v3, is_format3
+from .stamp import decode_stamp_with_grids, encode_stamp
 from .storage import StorageOptions, filesystem_for
 
 
@@ -84,12 +83,8 @@ def cutout_from_host_row(row: Mapping[str, Any], cfg: Config) -> Cutout:
     blob = row.get("stamp_npz")
     if blob is None:
         raise CatalogError(f"host row task_id={task_id}: cutout_ok is true but stamp_npz is null", field="stamp_npz", row=task_id)
-    if is_format3(blob):  # one parse for the arrays and the grids
-        arrays = decode_v3(blob)
-        grids = {k: grids_from_vector(arrays[f"{k}_grid"]) for k in PLANES} if row.get("stamp_quantised") else None
-    else:
-        arrays = decode_stamp(blob)
-        grids = decode_stamp_grids(blob) if row.get("stamp_quantised") else None
+    arrays, grids = decode_stamp_with_grids(blob)
+    grids = grids if row.get("stamp_quantised") else None
     return Cutout(arrays["image"], arrays["invvar"], arrays["maskbits"], True, None, brick, row.get("cutout_note"), grids)
 
 

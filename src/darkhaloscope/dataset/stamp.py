@@ -19,12 +19,13 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from ..errors import SecurityError
 from .fits_quant import RANDOMS, QuantGrid, dequantize_plane, encode_plane_kernel
+from .npz_views import member_views as _member_views
 from .stamp_v3 import decode_v3, encode_stamp_v3, is_format3
 
 _NPY_HEADERS: dict[tuple, bytes] = {}
@@ -231,13 +232,24 @@ def decode_stamp_grids(blob: bytes) -> dict[str, list[QuantGrid | None]] | None:
     was encoded with (what ``Cutout.grids`` held), None for format 1. With the decoded arrays
     they let the dataset layer re-encode a host stamp byte for byte (``dataset.hosts``)."""
     if is_format3(blob):
-        vectors = decode_v3(blob, ())
-        return {k: grids_from_vector(vectors[f"{k}_grid"]) for k in PLANES}
+        return _v3_grids(decode_v3(blob, ()))
     views = _member_views(blob, lambda name: name == "format" or name.endswith("_grid"))
     members = views if views is not None else _load_members(blob)
     if "format" not in members:
         return None
     return {k: grids_from_vector(members[f"{k}_grid"]) for k in PLANES}
+
+
+def _v3_grids(members: Mapping[str, np.ndarray]) -> dict[str, list[QuantGrid | None]]:
+    return {k: grids_from_vector(members[f"{k}_grid"]) for k in PLANES}
+
+
+def decode_stamp_with_grids(blob: bytes) -> tuple[dict[str, np.ndarray], dict[str, list[QuantGrid | None]] | None]:
+    """(:func:`decode_stamp`, :func:`decode_stamp_grids`) of one blob; a format-3 blob is parsed once."""
+    if not is_format3(blob):
+        return decode_stamp(blob), decode_stamp_grids(blob)
+    out = decode_v3(blob)
+    return {k: out[k] for k in ("image", "invvar", "maskbits")}, _v3_grids(out)
 
 
 def _stamp_arrays(members: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -276,98 +288,6 @@ def decode_arc(blob: bytes) -> np.ndarray:
     """The arc array of an ``arc_npz`` blob (float32 [B,S,S] nanomaggies)."""
     members = decode_npz(blob)
     return members["arc"] if "arc" in members else _from_byte_planes(members["arc_bytes"], _F32)
-
-
-# -- fast read of the image member (training's hot path) ------------------------------------
-_EOCD = struct.Struct("<IHHHHIIH")  # ZIP end of central directory, 22 bytes
-_CDIR = struct.Struct("<IHHHHHHIIIHHHHHII")  # ZIP central directory entry, 46 bytes
-_NPY_LAYOUTS: dict[bytes, tuple[np.dtype, tuple[int, ...], int] | None] = {}
-
-
-def _npy_layout(header: bytes) -> tuple[np.dtype, tuple[int, ...], int] | None:
-    """(dtype, shape, nbytes) of an NPY 1.0 header (magic included), parsed by numpy once per
-    distinct header; None for anything the fast path does not take (object or structured
-    dtypes, Fortran order, malformed): those go through ``np.load``."""
-    if header in _NPY_LAYOUTS:
-        return _NPY_LAYOUTS[header]
-    layout = None
-    try:
-        fp = io.BytesIO(header)
-        if np.lib.format.read_magic(fp) == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
-            if not fortran and dtype.kind in "biuf" and dtype.fields is None and dtype.subdtype is None:
-                layout = (dtype, tuple(shape), int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
-    except (ValueError, OSError):
-        layout = None
-    if len(_NPY_LAYOUTS) > 64:
-        _NPY_LAYOUTS.clear()
-    _NPY_LAYOUTS[header] = layout
-    return layout
-
-
-def _member_views(blob: bytes, wanted: Callable[[str], bool] | None = None) -> dict[str, np.ndarray] | None:
-    """Read-only views of the members of an uncompressed NPZ (names without ``.npy``; only
-    those ``wanted`` accepts, all when None), or None to defer to ``np.load``.
-
-    Follows the ZIP central directory as ``zipfile`` does (the last entry of a name wins),
-    requires stored (uncompressed, unencrypted, non-ZIP64) ``.npy`` members whose NPY 1.0
-    headers have plain numeric dtypes, and checks each member's CRC-32, so it returns exactly
-    what ``np.load`` returns or nothing. Dropping ``np.load``'s ZipFile + header parsing takes a
-    stamp's decode from ~170 us to ~15 us.
-    """
-    mv = memoryview(blob)
-    n = len(mv)
-    if n < _EOCD.size:
-        return None
-    sig, disk, cd_disk, n_disk, n_total, cd_size, cd_off, comment = _EOCD.unpack_from(mv, n - _EOCD.size)
-    if sig != 0x06054B50 or disk or cd_disk or comment or n_disk != n_total or cd_off + cd_size != n - _EOCD.size:
-        return None
-    entries, pos = {}, cd_off
-    for _ in range(n_total):
-        if pos + _CDIR.size > cd_off + cd_size:
-            return None
-        f = _CDIR.unpack_from(mv, pos)
-        if f[0] != 0x02014B50:
-            return None
-        name = bytes(mv[pos + 46 : pos + 46 + f[10]])
-        if not name.endswith(b".npy"):  # np.load treats other members differently
-            return None
-        entries[name] = f
-        pos += 46 + f[10] + f[11] + f[12]
-    views = {}
-    for name, entry in entries.items():
-        key = name[:-4].decode("utf-8", "replace")
-        if wanted is not None and not wanted(key):
-            continue
-        view = _stored_npy(mv, blob, name, entry)
-        if view is None:
-            return None
-        views[key] = view
-    return views
-
-
-def _stored_npy(mv: memoryview, blob: bytes, name: bytes, entry: tuple) -> np.ndarray | None:
-    """Read-only view of one stored NPY member (central directory ``entry``), None if unusual."""
-    n = len(mv)
-    flags, method, crc, csize, usize, offset = entry[3], entry[4], entry[7], entry[8], entry[9], entry[16]
-    if flags & 0x1 or method != 0 or csize != usize or 0xFFFFFFFF in (csize, usize, offset):
-        return None
-    if offset + 30 > n or bytes(mv[offset : offset + 4]) != b"PK\x03\x04":
-        return None
-    name_len, extra_len = struct.unpack_from("<HH", mv, offset + 26)
-    start = offset + 30 + name_len + extra_len
-    if bytes(mv[offset + 30 : offset + 30 + name_len]) != name or start + usize > n or usize < 10:
-        return None
-    if bytes(mv[start : start + 8]) != b"\x93NUMPY\x01\x00":
-        return None
-    data = start + 10 + struct.unpack_from("<H", mv, start + 8)[0]
-    layout = _npy_layout(bytes(mv[start:data])) if data <= start + usize else None
-    if layout is None or data - start + layout[2] != usize:
-        return None
-    if zlib.crc32(mv[start : start + usize]) != crc:
-        return None  # np.load raises its own error for a corrupt member
-    dtype, shape, nbytes = layout
-    return np.frombuffer(blob, dtype=dtype, count=nbytes // dtype.itemsize, offset=data).reshape(shape)
 
 
 def _image_member(name: str) -> bool:
