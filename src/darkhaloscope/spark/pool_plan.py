@@ -33,7 +33,7 @@ from ..dataset import manifest as mf
 from ..dataset.storage import StorageOptions, filesystem_for, join
 from ..errors import CatalogError, DatasetError, redact
 from .partition import JobContext, process_partition
-from .tasks_input import _hive_values, partition_of, read_task_file
+from .tasks_input import hive_values, partition_of, read_task_file
 
 PAINTED_WEIGHT = 2.0  # cost of a painted-role row relative to a control's (ordering only)
 _KEY_COLUMNS = ("brickname", "split", "role")
@@ -66,7 +66,7 @@ def _light_columns(url: str, options: StorageOptions | None) -> dict[str, list]:
         pf = pq.ParquetFile(f)
         names = [c for c in _KEY_COLUMNS if c in pf.schema_arrow.names]
         table = pf.read(columns=names)
-    hive = _hive_values(url)
+    hive = hive_values(url)
     return {c: table.column(c).to_pylist() if c in names else [hive.get(c)] * table.num_rows for c in _KEY_COLUMNS}
 
 

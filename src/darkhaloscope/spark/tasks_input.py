@@ -51,7 +51,7 @@ def list_task_files(root: str, options: StorageOptions | None = None) -> list[st
     return files
 
 
-def _hive_values(url: str) -> dict[str, str]:
+def hive_values(url: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in url.split("/")[:-1] if "=" in part and not part.startswith("s3:"))
 
 
@@ -61,7 +61,7 @@ def task_file_info(url: str, options: StorageOptions | None = None) -> tuple[int
     try:
         with fs.open_input_file(path) as f:
             pf = pq.ParquetFile(f)
-            return pf.metadata.num_rows, list(pf.schema_arrow.names) + list(_hive_values(url))
+            return pf.metadata.num_rows, list(pf.schema_arrow.names) + list(hive_values(url))
     except (OSError, pa.ArrowInvalid) as exc:
         raise CatalogError(f"task file {redact(url)} is unreadable: {redact(str(exc))}", path=redact(url)) from None
 
@@ -74,7 +74,7 @@ def task_file_schema(url: str, options: StorageOptions | None = None) -> pa.Sche
             schema = pq.ParquetFile(f).schema_arrow
     except (OSError, pa.ArrowInvalid) as exc:
         raise CatalogError(f"task file {redact(url)} is unreadable: {redact(str(exc))}", path=redact(url)) from None
-    for key in _hive_values(url):
+    for key in hive_values(url):
         if key not in schema.names:
             schema = schema.append(pa.field(key, pa.string()))
     return schema.remove_metadata()
@@ -102,7 +102,7 @@ def read_task_file(url: str, options: StorageOptions | None = None, check_roles:
             table = pq.read_table(f)
     except (OSError, pa.ArrowInvalid) as exc:
         raise CatalogError(f"task file {redact(url)} is unreadable: {redact(str(exc))}", path=redact(url)) from None
-    for key, value in _hive_values(url).items():
+    for key, value in hive_values(url).items():
         if key not in table.column_names:
             table = table.append_column(key, pa.array([value] * table.num_rows, pa.string()))
     rows = table.to_pylist()
