@@ -31,16 +31,11 @@ import zlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from astropy.io.fits.hdu.compressed._codecs import compress_rice_1_c, decompress_rice_1_c
+from astropy.io.fits.hdu.compressed._codecs import compress_rice_1_c
 
 from .fits_quant import RANDOMS, QuantGrid
-from .quant_split import (
-    PREDICT_MEAN4,
-    from_rice_output,
-    join_plane_kernel,
-    split_plane_kernel,
-    to_rice_input,
-)
+from .quant_split import PREDICT_MEAN4, split_plane_kernel, to_rice_input
+from .v3_kernels import decode_plane_kernel
 
 FORMAT = 3
 MAGIC = b"DHSTAMP\x03"
@@ -116,7 +111,8 @@ def encode_stamp_v3(image: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray,
 
 
 class _Sections:
-    """Sequential reader of a format-3 blob's sections (lengths checked against the blob)."""
+    """Sequential reader of a format-3 blob's sections (lengths checked against the blob);
+    ``spans`` collects each section's (start, stop) byte offsets in the blob, in order."""
 
     def __init__(self, blob: bytes) -> None:
         mv = memoryview(blob)
@@ -127,6 +123,7 @@ class _Sections:
             raise ValueError("corrupt format-3 stamp blob: CRC-32 mismatch (the bytes were changed or cut)")
         self.mv, self.pos = body, len(MAGIC) + _DIMS.size
         self.dims = _DIMS.unpack_from(body, len(MAGIC))
+        self.spans: list[tuple[int, int]] = []
 
     def next(self, what: str) -> memoryview:
         if self.pos + _LEN.size > len(self.mv):
@@ -135,25 +132,19 @@ class _Sections:
         start, self.pos = self.pos + _LEN.size, self.pos + _LEN.size + n
         if self.pos > len(self.mv):
             raise ValueError(f"corrupt format-3 stamp blob: section {what} runs past the end")
+        self.spans.append((start, self.pos))
         return self.mv[start : self.pos]
 
 
-def _unrice(data: memoryview, npix: int, what: str) -> np.ndarray:
-    try:
-        out = np.frombuffer(decompress_rice_1_c(bytes(data), _BLOCK, _BYTEPIX, npix), dtype=np.int32)
-    except Exception as exc:  # noqa: BLE001 - the C codec's own errors, named here
-        raise ValueError(f"corrupt format-3 stamp blob: RICE_1 stream of {what}: {exc}") from None
-    if out.size != npix:
-        raise ValueError(f"corrupt format-3 stamp blob: RICE_1 stream of {what} gave {out.size} integers, {npix} expected")
-    return out
-
-
-def _read_plane(sec: _Sections, name: str, decode: bool) -> tuple[np.ndarray | None, np.ndarray]:
-    """(float32 [B, S, S] or None when ``decode`` is false, grid vector) of the next plane."""
+def _read_plane(sec: _Sections, name: str, decode: bool, buf: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """(float32 [B, S, S] or None when ``decode`` is false, grid vector) of the next plane;
+    ``buf`` is the whole blob as uint8 (the compiled decoder reads the band streams in place)."""
     nb, s0, s1 = sec.dims
     npix = s0 * s1
     vector = np.frombuffer(sec.next(f"{name} grid"), dtype="<f8")
-    rice = [sec.next(f"{name} band {b}") for b in range(nb)]
+    for b in range(nb):
+        sec.next(f"{name} band {b}")
+    rice = np.array(sec.spans[-nb:], np.int64).reshape(nb, 2)
     add = sec.next(f"{name} addends")
     raw = sec.next(f"{name} raw bits")
     if not decode:
@@ -162,11 +153,12 @@ def _read_plane(sec: _Sections, name: str, decode: bool) -> tuple[np.ndarray | N
         raise ValueError(f"corrupt format-3 stamp blob: {name} addends ({len(add)} bytes) or raw bits ({len(raw)}) do not fit [{nb}, {s0}, {s1}]")
     add8 = np.frombuffer(add, np.uint8).reshape(4, nb, s0, s1) if len(add) else np.zeros((4, nb, s0, s1), np.uint8)
     bits = np.frombuffer(raw, np.uint8).reshape(nb, -1)
-    seq = np.stack([_unrice(r, npix, f"{name} band {b}") for b, r in enumerate(rice)]).reshape(nb, s0, s1)
-    _check_vector(vector, nb, s0, s1, name)
-    ints = from_rice_output(seq)
+    _check_vector(vector, nb, s0, s1, name)  # before the kernel: it reads the grid where the vector says
     out = np.empty((nb, s0, s1), np.float32)
-    if join_plane_kernel(ints, add8, bits, vector, RANDOMS, out) != len(vector):
+    used = decode_plane_kernel(buf, rice[:, 0].copy(), rice[:, 1] - rice[:, 0], add8, bits, vector, RANDOMS, out)
+    if used < 0:
+        raise ValueError(f"corrupt format-3 stamp blob: RICE_1 stream of {name} band {-1 - used} does not decode to {npix} integers")
+    if used != len(vector):
         raise ValueError(f"corrupt format-3 stamp blob: {name} grid vector of {len(vector)} numbers does not match its bands")
     return out, vector
 
@@ -198,11 +190,18 @@ def _check_vector(vector: np.ndarray, nb: int, s0: int, s1: int, name: str) -> N
 def decode_v3(blob: bytes, names: Sequence[str] = ("image", "invvar", "maskbits")) -> dict[str, np.ndarray]:
     """The arrays ``names`` (of image, invvar, maskbits) of a format-3 blob, and ``{plane}_grid``
     vectors of both planes (for ``dataset.stamp.decode_stamp_grids``)."""
+    return decode_v3_sections(blob, names)[0]
+
+
+def decode_v3_sections(blob: bytes, names: Sequence[str] = ("image", "invvar", "maskbits")) -> tuple[dict[str, np.ndarray], list[tuple[int, int]]]:
+    """(:func:`decode_v3`, every section's (start, stop) byte offsets in ``blob`` in the layout's
+    order): what ``dataset.stamp_splice`` needs to reuse a host blob's sections."""
     sec = _Sections(blob)
     nb, s0, s1 = sec.dims
+    buf = np.frombuffer(blob, np.uint8)
     out: dict[str, np.ndarray] = {}
     for name in PLANES:
-        arr, vector = _read_plane(sec, name, name in names)
+        arr, vector = _read_plane(sec, name, name in names, buf)
         out[f"{name}_grid"] = vector
         if arr is not None:
             out[name] = arr
@@ -214,4 +213,4 @@ def decode_v3(blob: bytes, names: Sequence[str] = ("image", "invvar", "maskbits"
             out["maskbits"] = np.frombuffer(mb[1:], "<i4").reshape(s0, s1).astype(np.int32)
         else:
             raise ValueError(f"corrupt format-3 stamp blob: maskbits section of {len(mb)} bytes")
-    return out
+    return out, sec.spans
