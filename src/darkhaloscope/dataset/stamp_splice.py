@@ -22,7 +22,6 @@ The bytes equal ``encode_stamp_v3``'s for the same arrays (tests/unit/test_stamp
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,7 @@ import numpy as np
 
 from .fits_quant import QuantGrid
 from .stamp import grids_from_vector
-from .stamp_v3 import PLANES, decode_v3_sections, is_format3
+from .stamp_v3 import PLANES, crc32, decode_v3_sections, is_format3
 from .v3_kernels import SPLICE_OK, splice_addends
 
 _LEN = struct.Struct("<I")
@@ -107,4 +106,4 @@ def _splice(host: HostStamp, image: np.ndarray, maskbits: np.ndarray) -> bytes |
         blob[raw_span[1] : mask_span[0] - _LEN.size],  # the invvar plane, whole
         _LEN.pack(len(mask)), mask,
     ])
-    return body + _LEN.pack(zlib.crc32(body))
+    return body + _LEN.pack(crc32(body))

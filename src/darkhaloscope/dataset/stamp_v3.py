@@ -27,11 +27,11 @@ A blob that does not parse, or whose CRC does not match, is a ValueError saying 
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 from astropy.io.fits.hdu.compressed._codecs import compress_rice_1_c
+from isal.isal_zlib import crc32  # zlib's CRC-32, same values; ISA-L's carry-less-multiply code, ~10x faster
 
 from .fits_quant import RANDOMS, QuantGrid
 from .quant_split import PREDICT_MEAN4, split_plane_kernel, to_rice_input
@@ -107,7 +107,7 @@ def encode_stamp_v3(image: np.ndarray, invvar: np.ndarray, maskbits: np.ndarray,
     for s in sections:
         parts += [_LEN.pack(len(s)), s]
     body = b"".join(parts)
-    return body + _LEN.pack(zlib.crc32(body))
+    return body + _LEN.pack(crc32(body))
 
 
 class _Sections:
@@ -119,7 +119,7 @@ class _Sections:
         if len(mv) < len(MAGIC) + _DIMS.size + _LEN.size or not is_format3(blob):
             raise ValueError(f"not a format-3 stamp blob ({len(mv)} bytes)")
         body, (crc,) = mv[:-_LEN.size], _LEN.unpack_from(mv, len(mv) - _LEN.size)
-        if zlib.crc32(body) != crc:
+        if crc32(body) != crc:
             raise ValueError("corrupt format-3 stamp blob: CRC-32 mismatch (the bytes were changed or cut)")
         self.mv, self.pos = body, len(MAGIC) + _DIMS.size
         self.dims = _DIMS.unpack_from(body, len(MAGIC))
