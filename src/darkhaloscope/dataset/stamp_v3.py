@@ -35,7 +35,7 @@ from isal.isal_zlib import crc32  # zlib's CRC-32, same values; ISA-L's carry-le
 
 from .fits_quant import RANDOMS, QuantGrid
 from .quant_split import PREDICT_MEAN4, split_plane_kernel, to_rice_input
-from .v3_kernels import decode_plane_kernel
+from .v3_kernels import BAD_STREAM, DECODED, VECTOR_BAD_GRID, VECTOR_LONG, VECTOR_SHORT, decode_plane_kernel
 
 FORMAT = 3
 MAGIC = b"DHSTAMP\x03"
@@ -141,7 +141,10 @@ def _read_plane(sec: _Sections, name: str, decode: bool, buf: np.ndarray) -> tup
     ``buf`` is the whole blob as uint8 (the compiled decoder reads the band streams in place)."""
     nb, s0, s1 = sec.dims
     npix = s0 * s1
-    vector = np.frombuffer(sec.next(f"{name} grid"), dtype="<f8")
+    grid = sec.next(f"{name} grid")
+    if len(grid) % 8:
+        raise ValueError(f"corrupt format-3 stamp blob: {name} grid of {len(grid)} bytes is not a float64 vector")
+    vector = np.frombuffer(grid, dtype="<f8")
     for b in range(nb):
         sec.next(f"{name} band {b}")
     rice = np.array(sec.spans[-nb:], np.int64).reshape(nb, 2)
@@ -153,38 +156,21 @@ def _read_plane(sec: _Sections, name: str, decode: bool, buf: np.ndarray) -> tup
         raise ValueError(f"corrupt format-3 stamp blob: {name} addends ({len(add)} bytes) or raw bits ({len(raw)}) do not fit [{nb}, {s0}, {s1}]")
     add8 = np.frombuffer(add, np.uint8).reshape(4, nb, s0, s1) if len(add) else np.zeros((4, nb, s0, s1), np.uint8)
     bits = np.frombuffer(raw, np.uint8).reshape(nb, -1)
-    _check_vector(vector, nb, s0, s1, name)  # before the kernel: it reads the grid where the vector says
     out = np.empty((nb, s0, s1), np.float32)
-    used = decode_plane_kernel(buf, rice[:, 0].copy(), rice[:, 1] - rice[:, 0], add8, bits, vector, RANDOMS, out)
-    if used < 0:
-        raise ValueError(f"corrupt format-3 stamp blob: RICE_1 stream of {name} band {-1 - used} does not decode to {npix} integers")
-    if used != len(vector):
+    status, detail = decode_plane_kernel(buf, rice[:, 0].copy(), rice[:, 1] - rice[:, 0], add8, bits, vector, RANDOMS, out)
+    if status != DECODED:
+        raise ValueError(f"corrupt format-3 stamp blob: {_DECODE_ERRORS[status].format(name=name, d=detail, npix=npix, shape=f'{s0} x {s1}')}")
+    if detail != len(vector):
         raise ValueError(f"corrupt format-3 stamp blob: {name} grid vector of {len(vector)} numbers does not match its bands")
     return out, vector
 
 
-def _check_vector(vector: np.ndarray, nb: int, s0: int, s1: int, name: str) -> None:
-    """The grid vector holds ``nb`` bands whose tiles cover the stamp (so the kernel's reads
-    stay inside it): ValueError naming the plane and band otherwise."""
-    pos = 0
-    for b in range(nb):
-        if pos >= len(vector) or not np.isfinite(vector[pos]):
-            raise ValueError(f"corrupt format-3 stamp blob: {name} grid vector ends before band {b}")
-        n = int(vector[pos])
-        if n == 0:
-            pos += 1
-            continue
-        g = vector[pos + 2 : pos + 2 + n]
-        ok = len(g) == n >= 13 and np.isfinite(g[:13]).all()
-        if ok:
-            th, tw, oy, ox, ty0, tx0, nty, ntx = (int(g[i]) for i in (2, 3, 6, 7, 8, 9, 10, 11))
-            ok = (th > 0 and tw > 0 and n == 13 + 2 * nty * ntx and oy >= 0 and ox >= 0 and oy // th - ty0 == 0 and ox // tw - tx0 == 0
-                  and (oy + s0 - 1) // th - ty0 < nty and (ox + s1 - 1) // tw - tx0 < ntx)
-        if not ok:
-            raise ValueError(f"corrupt format-3 stamp blob: {name} band {b} grid does not describe a {s0} x {s1} stamp")
-        pos += 2 + n
-    if pos != len(vector):
-        raise ValueError(f"corrupt format-3 stamp blob: {name} grid vector has {len(vector) - pos} numbers too many")
+_DECODE_ERRORS = {  # decode_plane_kernel's failures, worded for the ValueError
+    BAD_STREAM: "RICE_1 stream of {name} band {d} does not decode to {npix} integers",
+    VECTOR_SHORT: "{name} grid vector ends before band {d}",
+    VECTOR_BAD_GRID: "{name} band {d} grid does not describe a {shape} stamp",
+    VECTOR_LONG: "{name} grid vector has {d} numbers too many",
+}
 
 
 def decode_v3(blob: bytes, names: Sequence[str] = ("image", "invvar", "maskbits")) -> dict[str, np.ndarray]:

@@ -29,6 +29,42 @@ from .fits_quant import _same
 from .quant_split import from_rice_output, join_plane_kernel
 
 SPLICE_OK, SPLICE_NOT_A_HOST, SPLICE_AMBIGUOUS = 0, 1, 2  # splice_addends status codes
+# decode_plane_kernel status codes (with a detail: numbers used, a band, or numbers too many)
+DECODED, BAD_STREAM, VECTOR_SHORT, VECTOR_BAD_GRID, VECTOR_LONG = 0, 1, 2, 3, 4
+_INT_SAFE = 2.0**40  # grid numbers are checked below this before becoming integers
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def check_vector(vector, nb, s0, s1):
+    """(status, detail): does the grid vector hold ``nb`` bands whose tiles cover an ``s0`` x ``s1``
+    stamp (so the dequantisation's reads stay inside it)? :data:`DECODED` or VECTOR_SHORT (it
+    ends before band ``detail``), VECTOR_BAD_GRID (band ``detail``'s grid does not describe the
+    stamp), VECTOR_LONG (``detail`` numbers too many)."""
+    pos, size = 0, vector.shape[0]
+    for b in range(nb):
+        if pos >= size or not np.isfinite(vector[pos]):
+            return VECTOR_SHORT, b
+        if vector[pos] < 0.0 or vector[pos] > size:
+            return VECTOR_BAD_GRID, b
+        n = int(vector[pos])
+        if n == 0:
+            pos += 1
+            continue
+        ok = n >= 13 and pos + 2 + n <= size
+        if ok:
+            for i in range(13):
+                ok = ok and abs(vector[pos + 2 + i]) < _INT_SAFE
+        if ok:
+            g = vector[pos + 2 : pos + 2 + n]
+            th, tw, oy, ox, ty0, tx0, nty, ntx = int(g[2]), int(g[3]), int(g[6]), int(g[7]), int(g[8]), int(g[9]), int(g[10]), int(g[11])
+            ok = (th > 0 and tw > 0 and n == 13 + 2 * nty * ntx and oy >= 0 and ox >= 0 and oy // th - ty0 == 0 and ox // tw - tx0 == 0
+                  and (oy + s0 - 1) // th - ty0 < nty and (ox + s1 - 1) // tw - tx0 < ntx)
+        if not ok:
+            return VECTOR_BAD_GRID, b
+        pos += 2 + n
+    if pos != size:
+        return VECTOR_LONG, size - pos
+    return DECODED, 0
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -37,11 +73,14 @@ def decode_plane_kernel(buf, starts, lengths, add8, rawbits, vector, randoms, ou
 
     ``buf``: the blob (uint8); band b's RICE_1 stream is ``buf[starts[b] : starts[b] + lengths[b]]``
     (int64 [B]); ``add8`` uint8 [4, B, S, S] addend byte planes, ``rawbits`` uint8 [B, S*S/8],
-    ``vector`` the plane's grid vector (checked by the caller to describe the stamp). Returns the
-    numbers of ``vector`` used (>= 0; the caller checks all were) or ``-1 - b`` when band b's
-    stream is corrupt (its bits run out before its pixels, an impossible split code, or it
-    uses more bytes than it has)."""
+    ``vector`` the plane's grid vector. Returns (status, detail): (:data:`DECODED`, numbers of
+    ``vector`` used: the caller checks all were), a :func:`check_vector` failure (nothing
+    decoded), or (BAD_STREAM, b) when band b's stream is corrupt (its bits run out before its
+    pixels, an impossible split code, or it uses more bytes than it has)."""
     nb, s0, s1 = out.shape
+    status, detail = check_vector(vector, nb, s0, s1)
+    if status != DECODED:
+        return status, detail
     npix = s0 * s1
     seq = np.empty((nb, s0, s1), np.int32)
     flat = seq.reshape(nb, npix)
@@ -54,8 +93,8 @@ def decode_plane_kernel(buf, starts, lengths, add8, rawbits, vector, randoms, ou
             padded[:n] = buf[start : start + n]
             status = rice_ints(padded, 0, n, npix, BLOCK, flat[b])
         if status != 0:
-            return -1 - b
-    return join_plane_kernel(from_rice_output(seq), add8, rawbits, vector, randoms, out)
+            return BAD_STREAM, b
+    return DECODED, join_plane_kernel(from_rice_output(seq), add8, rawbits, vector, randoms, out)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
