@@ -31,11 +31,20 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from astropy.io.fits.hdu.compressed._codecs import compress_rice_1_c
-from isal.isal_zlib import crc32  # zlib's CRC-32, same values; ISA-L's carry-less-multiply code, ~10x faster
+from isal.isal_zlib import (
+    crc32,  # zlib's CRC-32, same values; ISA-L's carry-less-multiply code, ~10x faster
+)
 
 from .fits_quant import RANDOMS, QuantGrid
 from .quant_split import PREDICT_MEAN4, split_plane_kernel, to_rice_input
-from .v3_kernels import BAD_STREAM, DECODED, VECTOR_BAD_GRID, VECTOR_LONG, VECTOR_SHORT, decode_plane_kernel
+from .v3_kernels import (
+    BAD_STREAM,
+    DECODED,
+    VECTOR_BAD_GRID,
+    VECTOR_LONG,
+    VECTOR_SHORT,
+    decode_plane_kernel,
+)
 
 FORMAT = 3
 MAGIC = b"DHSTAMP\x03"
