@@ -22,6 +22,10 @@ Layout, little-endian: ``MAGIC`` (8 bytes), ``<HHH`` bands, rows, columns, then 
 layout, the predictor in each band's second number), one ``rice`` per band, ``add``, ``raw``;
 then ``maskbits`` (a codec byte, 0: raw int32 [S, S] follows), then the CRC-32 (``<I``) of all before it.
 A blob that does not parse, or whose CRC does not match, is a ValueError saying which part.
+
+Decoding runs one compiled call per plane (``v3_kernels.decode_plane_kernel``: the survey's RICE_1
+bit reader, the prediction undone, the join); the CRC-32 is zlib's, computed by ISA-L. Rows made
+from a host blob reuse its sections (``dataset.stamp_splice``), the same bytes as :func:`encode_stamp_v3`.
 """
 
 from __future__ import annotations
