@@ -32,8 +32,8 @@ def encode_row(row: Mapping[str, Any], write_arc: bool) -> dict:
         host = row.get("host_stamp")
         blob = reuse_host_blob(row, host) if host is not None else None
         out["stamp_npz"] = blob if blob is not None else encode_stamp(row["image"], row["invvar"], row["maskbits"], grids=row.get("grids"), host_image=row.get("host_image"))
-    if out.get("arc_npz") is None and row.get("arc") is not None:
-        out["arc_npz"] = encode_arc(row["arc"])
     if not write_arc:
-        out["arc_npz"] = None
+        out["arc_npz"] = None  # not encoded at all (production configs leave the arc out)
+    elif out.get("arc_npz") is None and row.get("arc") is not None:
+        out["arc_npz"] = encode_arc(row["arc"])
     return out
