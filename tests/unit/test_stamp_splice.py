@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import struct
 import zlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.io.fits.hdu.compressed._codecs import compress_rice_1_c
 from test_fits_quant import _bits_equal, _dr6_stamp
-from test_stamp_v3 import _dr6_stamps
+from test_stamp_v3 import _dr6_stamps, _raw_counts
 
 from darkhaloscope.dataset.rows import encode_row
 from darkhaloscope.dataset.stamp import decode_stamp, encode_stamp
@@ -91,6 +92,11 @@ def test_edge_pixels_splice_exactly():
     values[0, 3, 4], values[0, 5, 6], values[2, 7, 8], values[1, 9, 9] = np.nan, -np.inf, -0.0, np.inf
     values[2, 30, 30] = np.float32(3e38)  # far off the grid: raw
     _check_spliced(host, _painted(host, values))
+    # a band whose grid gives no host pixel back is turned raw by the encoder (its grid kept)
+    shifted = replace(grids["image"][0], zero=grids["image"][0].zero + 1000.0)
+    turned = _host(image, invvar, np.zeros((64, 64), np.int32), {"image": [shifted], "invvar": grids["invvar"]})
+    assert _raw_counts(turned.blob)["image"] == 4096
+    _check_spliced(turned, _painted(turned, turned.image + _arc(1)))
     nogrid = _host(image3, invvar3, np.zeros((64, 64), np.int32), None, quantised=False)  # stitched: stored raw
     _check_spliced(nogrid, _painted(nogrid, nogrid.image + _arc(3)))
 
