@@ -5,6 +5,7 @@ The API other modules use (stable; ``negatives`` and ``generate --hosts`` build 
     host_row(task, cutout, cfg, source="bricks") -> dict          # stage: one host row
     read_host_rows(url, split=None, columns=None) -> pa.Table     # notebooks, negatives
     cutout_from_host_row(row, cfg) -> Cutout                       # generate --hosts
+    host_cutout(row, cfg) -> (Cutout, HostStamp | None)            # generate --hosts, with the blob to reuse
     host_hash(cfg) -> str                                          # what a host table depends on
 
 A host row's ``stamp_npz`` is the cutout in stamp format 3 with its quantisation grids, so
@@ -28,6 +29,7 @@ from ..survey.cutout import Cutout
 from .host_schema import HOST_FORMAT, STAMP_SOURCES
 from .reader import read_split, split_dataset
 from .stamp import decode_stamp_with_grids, encode_stamp
+from .stamp_splice import HostStamp, decode_host_stamp
 from .storage import StorageOptions, filesystem_for
 
 
@@ -70,6 +72,13 @@ def cutout_from_host_row(row: Mapping[str, Any], cfg: Config) -> Cutout:
     """The :class:`Cutout` a host row holds (``ok=False`` with the stored reason when the stage
     could not cut it). The row's bands and stamp size must be the config's (CatalogError naming
     the row and field otherwise): a stamp is never silently resized or re-ordered."""
+    return host_cutout(row, cfg)[0]
+
+
+def host_cutout(row: Mapping[str, Any], cfg: Config) -> tuple[Cutout, HostStamp | None]:
+    """(:func:`cutout_from_host_row`, the decoded host blob whose bytes the dataset layer may
+    reuse for the row's ``stamp_npz``: ``dataset.stamp_splice``; None for a failed cutout or a
+    format 1/2 blob). The cutout's arrays and grids are the :class:`HostStamp`'s own objects."""
     task_id = row.get("task_id")
     for name, want in (("bands", cfg.survey.bands), ("stamp_size", cfg.survey.stamp_size)):
         if row.get(name) != want:
@@ -79,13 +88,16 @@ def cutout_from_host_row(row: Mapping[str, Any], cfg: Config) -> Cutout:
     if not row.get("cutout_ok"):
         out = Cutout.failed(row.get("cutout_reason") or "cutout failed (no reason given)", size, nb, brickname=brick)
         out.note = row.get("cutout_note")
-        return out
+        return out, None
     blob = row.get("stamp_npz")
     if blob is None:
         raise CatalogError(f"host row task_id={task_id}: cutout_ok is true but stamp_npz is null", field="stamp_npz", row=task_id)
+    host = decode_host_stamp(blob, bool(row.get("stamp_quantised")))
+    if host is not None:
+        return Cutout(host.image, host.invvar, host.maskbits, True, None, brick, row.get("cutout_note"), host.grids), host
     arrays, grids = decode_stamp_with_grids(blob)
     grids = grids if row.get("stamp_quantised") else None
-    return Cutout(arrays["image"], arrays["invvar"], arrays["maskbits"], True, None, brick, row.get("cutout_note"), grids)
+    return Cutout(arrays["image"], arrays["invvar"], arrays["maskbits"], True, None, brick, row.get("cutout_note"), grids), None
 
 
 def read_host_rows(url: str, split: str | None = None, columns: Sequence[str] | None = None, filter=None,

@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from .._version import code_version
 from ..config import SPLITS, Config, config_hash
-from ..dataset.hosts import cutout_from_host_row, host_hash
+from ..dataset.hosts import host_cutout, host_hash
 from ..dataset.manifest import shard_relpath
 from ..dataset.rows import encode_row
 from ..dataset.schema import COLUMN_NAMES, STAMP_SCHEMA
@@ -178,12 +178,11 @@ def make_row(task: Mapping[str, Any], res: PartitionResources) -> dict:
     if res.ctx.hosts:
         if not task.get("cutout_ok") and str(task.get("cutout_reason") or "").startswith(EXCEPTION_PREFIX):
             raise StagedFailure(str(task["cutout_reason"])[len(EXCEPTION_PREFIX):])
-        cut = cutout_from_host_row(task, cfg)
+        cut, host = host_cutout(task, cfg)
         row = res.inject(task, cut, res.bank, cfg)
-        if row.get("image") is cut.image and row.get("host_image") is None:
-            # a control keeps its host's pixels: the host blob IS its stamp_npz (same arrays,
-            # same grids -> same bytes), so skip encoding it again
-            row["stamp_npz"] = task["stamp_npz"]
+        # the dataset layer reuses the host blob's bytes (a control's whole stamp_npz, a painted
+        # row's integer sections): dataset.stamp_splice
+        row["host_stamp"] = host
         return row
     cut = res.reader.cutout(task["ra"], task["dec"], cfg.survey.stamp_size, cfg.survey.bands, brickname=task["brickname"])
     return res.inject(task, cut, res.bank, cfg)
