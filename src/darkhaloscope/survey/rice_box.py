@@ -56,7 +56,11 @@ def _clz64(typingctx, x):
 # up instead of divided once per 32-pixel block (a 64-bit division costs ~40-90 cycles, ~1-3 per pixel)
 PER_REFILL = np.array([max(1, 48 // (fs + 3)) for fs in range(FSMAX)] + [1], np.int64)
 
-PAD = 16  # bytes past a tile's end the bit reader may load (a 64-bit window one refill ahead)
+# Bytes past a tile's end the bit reader may load. Every block head and every slow-path refill
+# checks the next load starts at most 8 bytes past the tile's end; the Rice codes' regular refills
+# are not checked (one compare and branch less per refill): a block has at most 32 of them, each
+# advancing <= 7 bytes, so no load starts past end + 8 + 7 + 224 or reads past end + 247.
+PAD = 256
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -77,92 +81,168 @@ def _refill(buf, c, w, nb):
     return c + ((np.uint64(63) - nb) >> np.uint64(3)), w, nb | np.uint64(56)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _head(buf, c, w, nb, cmax):
+    """A block's split code: (c, w, nb, fs), fs -1 (all-zero block) .. FSMAX (raw), FSMAX + 1
+    or more when the stream is corrupt (no bytes left, or split codes 27..31)."""
+    if c > cmax:
+        return c, w, nb, FSMAX + 1
+    c, w, nb = _refill(buf, c, w, nb)
+    return c, w << np.uint64(FSBITS), nb - np.uint64(FSBITS), np.int64(w >> np.uint64(64 - FSBITS)) - 1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _code(buf, c, w, nb, cmax, sfs):
+    """One Rice code with split ``sfs`` < FSMAX: (c, w, nb, zigzag-mapped difference, ok). The
+    window must hold nb <= 63 bits; the fast path's one shift by z + 1 + sfs <= nb is then defined."""
+    u1 = np.uint64(1)
+    z = _clz64(w)
+    t = z + u1 + sfs
+    if t <= nb:  # unary zeros, stop bit and low bits all in the window: the common case
+        low = (((w << z) << u1) >> (np.uint64(63) - sfs)) >> u1  # top fs bits after the stop bit (0 when fs = 0)
+        return c, w << t, nb - t, (z << sfs) | low, True
+    nzero = np.uint64(0)  # the code does not fit the window (rare): refill as needed
+    while z >= nb:  # the zeros run past the valid bits: count them, refill
+        nzero += nb
+        w, nb = np.uint64(0), np.uint64(0)
+        if c > cmax:
+            return c, w, nb, nzero, False
+        c, w, nb = _refill(buf, c, w, nb)
+        z = _clz64(w)
+    nzero += z
+    w = (w << z) << u1
+    nb -= z + u1
+    if c > cmax:
+        return c, w, nb, nzero, False
+    c, w, nb = _refill(buf, c, w, nb)
+    low = (w >> (np.uint64(63) - sfs)) >> u1
+    return c, w << sfs, nb - sfs, (nzero << sfs) | low, True
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _unzig(lastpix, d):
+    """The next pixel (uint32) from the previous one and a zigzag-mapped difference (uint32), without a branch."""
+    return np.uint32(lastpix + ((d >> np.uint32(1)) ^ (np.uint32(0) - (d & np.uint32(1)))))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _block(buf, c, w, nb, cmax, fs, lastpix, out, i, imax):
+    """Pixels ``out[i:imax]`` of one block with split code ``fs`` (-1 .. FSMAX): (c, w, nb, lastpix, ok).
+    Rice codes: one unchecked refill per :data:`PER_REFILL` codes (see :data:`PAD`)."""
+    if fs < 0:  # every difference of the block is zero
+        for j in range(i, imax):
+            out[j] = np.int32(lastpix)
+        return c, w, nb, lastpix, True
+    if fs == FSMAX:  # differences stored raw, 32 bits each
+        for j in range(i, imax):
+            c, w, nb = _refill(buf, c, w, nb)
+            lastpix = _unzig(lastpix, np.uint32(w >> np.uint64(32)))
+            w, nb = w << np.uint64(BBITS), nb - np.uint64(BBITS)
+            out[j] = np.int32(lastpix)
+        return c, w, nb, lastpix, True
+    sfs, per = np.uint64(fs), PER_REFILL[fs]
+    j = i
+    while j < imax:
+        c, w, nb = _refill(buf, c, w, nb)
+        jend = min(j + per, imax)
+        for jj in range(j, jend):
+            c, w, nb, d, ok = _code(buf, c, w, nb, cmax, sfs)
+            if not ok:
+                return c, w, nb, lastpix, False
+            lastpix = _unzig(lastpix, np.uint32(d))
+            out[jj] = np.int32(lastpix)
+        j = jend
+    return c, w, nb, lastpix, True
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def rice_ints(buf, start, nbytes, n, block, out):
     """Decode the first ``n`` pixels of the RICE_1 tile ``buf[start : start + nbytes]`` into ``out``
     (int32); ``buf`` must hold :data:`PAD` bytes after the tile (any values). Returns 0, or -1 when
     the tile is corrupt (its bits run out before its pixels, or a split code is impossible).
     Stopping early (``n`` below the tile's pixels) detects only corruption in the bits it reads.
+    ``block`` must be :data:`BLOCK` (kept in the signature: the format's BLOCKSIZE).
 
     The window ``w`` holds ``nb`` unread bits left-aligned (lower bits 0); :func:`_refill` tops it
     up. A valid stream never needs a load from past byte ``start + nbytes + 8`` (the window holds
-    < 64 bits ahead of the bits consumed), so every load is guarded by that bound (memory safety
-    on corrupt bytes; :data:`PAD` = 16 covers the 8 bytes loaded) and the bits consumed are
-    checked against the tile's length at the end. Rice-coded pixels refill once per
+    < 64 bits ahead of the bits consumed); loads are bounded as :data:`PAD` says (memory safety
+    on corrupt bytes) and the bits consumed are checked against the tile's length at the end. Rice-coded pixels refill once per
     48 // (fs + 3) codes (a code takes ~fs + 2 bits, so that many fit in 56; one that does not
     fit takes the slow path, which refills), so the load's latency is paid once per several
     pixels: 3.9 -> 2.8 ns per pixel on DR10-format tiles against a refill per pixel."""
-    if nbytes < 4:
+    if nbytes < 4 or block != BLOCK:
         return -1
-    u1 = np.uint64(1)
-    limit = np.uint64((start + nbytes) * 8)  # bits consumed may not pass the tile's end
     cmax = np.uint64(start + nbytes + 8)  # no load starts past this byte
     lastpix = np.uint32(_load64(buf, np.uint64(start)) >> np.uint64(32))
-    c = np.uint64(start + 4)  # next byte not yet in the window
-    w = np.uint64(0)
-    nb = np.uint64(0)
+    c, w, nb = np.uint64(start + 4), np.uint64(0), np.uint64(0)  # next byte not yet in the window; window; its bits
     i = 0
     while i < n:
-        if c > cmax:
+        c, w, nb, fs = _head(buf, c, w, nb, cmax)
+        if fs > FSMAX:
             return -1
-        c, w, nb = _refill(buf, c, w, nb)
-        fs = np.int64(w >> np.uint64(64 - FSBITS)) - 1
-        w <<= np.uint64(FSBITS)
-        nb -= np.uint64(FSBITS)
-        if fs > FSMAX:  # split codes 27..31 never occur in a valid stream
+        imax = min(i + BLOCK, n)
+        c, w, nb, lastpix, ok = _block(buf, c, w, nb, cmax, fs, lastpix, out, i, imax)
+        if not ok:
             return -1
-        imax = min(i + block, n)
-        if fs < 0:  # every difference of the block is zero
-            for j in range(i, imax):
-                out[j] = np.int32(lastpix)
-            i = imax
-            continue
-        sfs = np.uint64(fs)
-        per = PER_REFILL[fs]  # codes per refill: a code takes ~fs + 2 bits
-        left = 0
-        for j in range(i, imax):
-            if left == 0:
-                if c > cmax:
-                    return -1
-                c, w, nb = _refill(buf, c, w, nb)
-                left = per
-            left -= 1
-            if fs == FSMAX:  # difference stored raw, 32 bits
-                diff = np.uint32(w >> np.uint64(32))
-                w <<= np.uint64(BBITS)
-                nb -= np.uint64(BBITS)
-            else:
-                z = _clz64(w)
-                if z + u1 + sfs <= nb:  # unary zeros, stop bit and low bits all in the window
-                    w = (w << z) << u1
-                    low = (w >> (np.uint64(63) - sfs)) >> u1  # top fs bits (0 when fs = 0)
-                    w <<= sfs
-                    nb -= z + u1 + sfs
-                    nzero = z
-                else:  # the code does not fit the window (rare): refill as needed
-                    nzero = np.uint64(0)
-                    while z >= nb:  # the zeros run past the valid bits: count them, refill
-                        nzero += nb
-                        w, nb = np.uint64(0), np.uint64(0)
-                        if c > cmax:
-                            return -1
-                        c, w, nb = _refill(buf, c, w, nb)
-                        z = _clz64(w)
-                    nzero += z
-                    w = (w << z) << u1
-                    nb -= z + u1
-                    if c > cmax:
-                        return -1
-                    c, w, nb = _refill(buf, c, w, nb)
-                    low = (w >> (np.uint64(63) - sfs)) >> u1
-                    w <<= sfs
-                    nb -= sfs
-                diff = np.uint32((nzero << sfs) | low)
-            diff = (diff >> np.uint32(1)) if (diff & np.uint32(1)) == 0 else ~(diff >> np.uint32(1))  # zigzag
-            lastpix = np.uint32(lastpix + diff)
-            out[j] = np.int32(lastpix)
         i = imax
-    return 0 if c * np.uint64(8) - nb <= limit else -1
+    return 0 if c * np.uint64(8) - nb <= np.uint64((start + nbytes) * 8) else -1
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def rice_ints2(buf, sa, na, sb, nbb, n, outa, outb):
+    """:func:`rice_ints` of two tiles of ``buf`` (at ``sa``/``sb``, ``na``/``nbb`` bytes, ``n`` pixels
+    each, into ``outa``/``outb``) in one loop. Each tile's decoding is one serial chain (a code's
+    position depends on the previous code's length); two independent chains in one loop body let
+    the CPU overlap them. Blocks where both tiles are Rice-coded are decoded code by code in
+    lockstep, the others (all-zero, raw) one tile after the other. Returns 0, 1 (tile a corrupt) or
+    2 (tile b corrupt; a checked first: callers re-decode singly to name the first bad tile)."""
+    if na < 4:
+        return 1
+    if nbb < 4:
+        return 2
+    cmaxa, cmaxb = np.uint64(sa + na + 8), np.uint64(sb + nbb + 8)
+    lasta = np.uint32(_load64(buf, np.uint64(sa)) >> np.uint64(32))
+    lastb = np.uint32(_load64(buf, np.uint64(sb)) >> np.uint64(32))
+    ca, wa, nba = np.uint64(sa + 4), np.uint64(0), np.uint64(0)
+    cb, wb, nbbits = np.uint64(sb + 4), np.uint64(0), np.uint64(0)
+    i = 0
+    while i < n:
+        ca, wa, nba, fa = _head(buf, ca, wa, nba, cmaxa)
+        cb, wb, nbbits, fb = _head(buf, cb, wb, nbbits, cmaxb)
+        if fa > FSMAX:
+            return 1
+        if fb > FSMAX:
+            return 2
+        imax = min(i + BLOCK, n)
+        if 0 <= fa < FSMAX and 0 <= fb < FSMAX:  # both Rice-coded: lockstep, both refilled every min(per) codes
+            sfa, sfb = np.uint64(fa), np.uint64(fb)
+            per = min(PER_REFILL[fa], PER_REFILL[fb])
+            j = i
+            while j < imax:
+                ca, wa, nba = _refill(buf, ca, wa, nba)
+                cb, wb, nbbits = _refill(buf, cb, wb, nbbits)
+                jend = min(j + per, imax)
+                for jj in range(j, jend):
+                    ca, wa, nba, da, oka = _code(buf, ca, wa, nba, cmaxa, sfa)
+                    cb, wb, nbbits, db, okb = _code(buf, cb, wb, nbbits, cmaxb, sfb)
+                    if not (oka and okb):
+                        return 1 if not oka else 2
+                    lasta = _unzig(lasta, np.uint32(da))
+                    lastb = _unzig(lastb, np.uint32(db))
+                    outa[jj] = np.int32(lasta)
+                    outb[jj] = np.int32(lastb)
+                j = jend
+        else:
+            ca, wa, nba, lasta, ok = _block(buf, ca, wa, nba, cmaxa, fa, lasta, outa, i, imax)
+            if not ok:
+                return 1
+            cb, wb, nbbits, lastb, ok = _block(buf, cb, wb, nbbits, cmaxb, fb, lastb, outb, i, imax)
+            if not ok:
+                return 2
+        i = imax
+    if ca * np.uint64(8) - nba > np.uint64((sa + na) * 8):
+        return 1
+    return 0 if cb * np.uint64(8) - nbbits <= np.uint64((sb + nbb) * 8) else 2
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -185,23 +265,26 @@ def _seed_at(k, p, dither0, randoms):
 def _dequantize_rows(ints, k, w, r0, r1, c0, c1, method, dither0, scale, zero, zblank, randoms, out, oy, ox):
     """Pixels [r0:r1, c0:c1] of tile ``k`` (row width ``w``; integers ``ints``, row-major) into
     ``out[oy + r - r0, ox + c - c0]`` as float32, as cfitsio dequantises."""
+    n = c1 - c0
     for r in range(r0, r1):
-        orow = oy + r - r0
+        src, dst = ints[r * w + c0 : r * w + c1], out[oy + r - r0, ox : ox + n]
         if method == 0:
-            for cc in range(c0, c1):
-                v = ints[r * w + cc]
-                out[orow, ox + cc - c0] = np.nan if v == zblank else np.float32(np.float64(v) * scale + zero)
+            for q in range(n):
+                v = src[q]
+                x = np.float32(np.float64(v) * scale + zero)
+                dst[q] = np.float32(np.nan) if v == zblank else x
             continue
         iseed, idx = _seed_at(k, r * w + c0, dither0, randoms)
-        for cc in range(c0, c1):
-            v = ints[r * w + cc]
-            if v == zblank:
-                out[orow, ox + cc - c0] = np.nan
-            elif method == 2 and v == -2147483646:
-                out[orow, ox + cc - c0] = 0.0
-            else:
-                out[orow, ox + cc - c0] = np.float32((np.float64(v) - randoms[idx] + 0.5) * scale + zero)
-            idx += 1
+        q = 0
+        while q < n:  # runs of the dither sequence without a seed change: selects, no branches (LLVM vectorises them)
+            m = min(n - q, 10000 - idx)
+            rnd = randoms[idx : idx + m]
+            for p in range(m):
+                v = src[q + p]
+                x = np.float32((np.float64(v) - rnd[p] + 0.5) * scale + zero)
+                x = np.float32(0.0) if method == 2 and v == -2147483646 else x
+                dst[q + p] = np.float32(np.nan) if v == zblank else x
+            q, idx = q + m, idx + m
             if idx == 10000:
                 iseed = (iseed + 1) % 10000
                 idx = int(randoms[iseed] * 500.0)
@@ -284,19 +367,60 @@ def plan_reads(meta, offsets, nbytes, after, y0, y1, x0, x1, spans, rel):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _decode_pair(buf, rel, nbytes, scale, zero, meta, f, randoms, y0, y1, x0, x1, ints, out):
+    """Box [y0:y1, x0:x1] of files f and f + 1 (same image and tile shapes) into ``out[f]``,
+    ``out[f + 1]``: each tile of the box decoded in both files at once (:func:`rice_ints2`; the
+    same tile of both holds the same pixels count), then dequantised as :func:`decode_box` does.
+    Returns (bytes used, True), or (0, False) on a tile out of ``buf`` or corrupt (the caller
+    re-decodes the two files singly, which names the first bad tile)."""
+    ba, bb = meta[f, BASE], meta[f + 1, BASE]
+    th, tw, ny, nx = meta[f, TH], meta[f, TW], meta[f, NY], meta[f, NX]
+    grid1 = (nx + tw - 1) // tw
+    used = 0
+    for ty in range(y0 // th, (y1 - 1) // th + 1):
+        h = min(th, ny - ty * th)
+        r0, r1 = max(y0, ty * th) - ty * th, min(y1, ty * th + h) - ty * th
+        for tx in range(x0 // tw, (x1 - 1) // tw + 1):
+            k = ty * grid1 + tx
+            w = min(tw, nx - tx * tw)
+            ka, kb = ba + k, bb + k
+            if min(rel[ka], rel[kb]) < 0 or max(rel[ka] + nbytes[ka], rel[kb] + nbytes[kb]) + PAD > buf.shape[0]:
+                return 0, False
+            if rice_ints2(buf, rel[ka], nbytes[ka], rel[kb], nbytes[kb], r1 * w, ints[0], ints[1]) != 0:
+                return 0, False
+            used += nbytes[ka] + nbytes[kb]
+            c0, c1 = max(x0, tx * tw) - tx * tw, min(x1, tx * tw + w) - tx * tw
+            oy, ox = ty * th + r0 - y0, tx * tw + c0 - x0
+            for g, kg, i in ((f, ka, 0), (f + 1, kb, 1)):
+                _dequantize_rows(ints[i], k, w, r0, r1, c0, c1, meta[g, METHOD], meta[g, DITHER0], scale[kg], zero[kg],
+                                 meta[g, ZBLANK], randoms, out[g], oy, ox)
+    return used, True
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def decode_boxes(buf, rel, nbytes, scale, zero, meta, randoms, y0, y1, x0, x1, ints, out):
     """Box [y0:y1, x0:x1] of every file f into ``out[f]`` (float32 [n files, y1 - y0, x1 - x0]),
-    from the tiles :func:`plan_reads` placed in ``buf`` (with :data:`.rice_box.PAD` spare bytes).
+    from the tiles :func:`plan_reads` placed in ``buf`` (with :data:`.rice_box.PAD` spare bytes);
+    ``ints`` int32 scratch [2, tile pixels]. Files are taken in pairs of the same geometry
+    (:func:`_decode_pair`; a grz stamp: 3 pairs), an odd one or a failed pair singly (:func:`decode_box`).
     Returns (bytes used, -1, -1) or (ERR_*, file, tile of that file)."""
-    used = 0
-    for f in range(meta.shape[0]):
-        b = meta[f, BASE]
-        e = meta[f + 1, BASE] if f + 1 < meta.shape[0] else nbytes.shape[0]
-        status, k = decode_box(buf, rel[b:e], nbytes[b:e], meta[f, TH], meta[f, TW], meta[f, NY], meta[f, NX], meta[f, METHOD],
-                               meta[f, DITHER0], scale[b:e], zero[b:e], meta[f, ZBLANK], randoms, y0, y1, x0, x1, ints, out[f])
-        if k >= 0:
-            return status, f, k
-        used += status
+    used, f, nf = 0, 0, meta.shape[0]
+    while f < nf:
+        if f + 1 < nf and meta[f, NY] == meta[f + 1, NY] and meta[f, NX] == meta[f + 1, NX] and meta[f, TH] == meta[f + 1, TH] and meta[f, TW] == meta[f + 1, TW]:
+            n, ok = _decode_pair(buf, rel, nbytes, scale, zero, meta, f, randoms, y0, y1, x0, x1, ints, out)
+            if ok:
+                used += n
+                f += 2
+                continue
+        for g in range(f, min(f + 2, nf)):  # singly: an unpaired file, or a pair with a bad tile
+            b = meta[g, BASE]
+            e = meta[g + 1, BASE] if g + 1 < nf else nbytes.shape[0]
+            status, k = decode_box(buf, rel[b:e], nbytes[b:e], meta[g, TH], meta[g, TW], meta[g, NY], meta[g, NX], meta[g, METHOD],
+                                   meta[g, DITHER0], scale[b:e], zero[b:e], meta[g, ZBLANK], randoms, y0, y1, x0, x1, ints[0], out[g])
+            if k >= 0:
+                return status, g, k
+            used += status
+        f += 2
     return used, -1, -1
 
 

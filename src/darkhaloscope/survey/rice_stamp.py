@@ -50,7 +50,7 @@ class RiceStamp:
         self.scale = np.concatenate([rt.scale for rt in files])
         self.zero = np.concatenate([rt.zero for rt in files])
         self.rel = np.full(len(self.nbytes), -1, np.int64)
-        self.ints = np.empty(max(int(th) * int(tw) for th, tw in (rt.tile for rt in files)), np.int32)
+        self.ints = np.empty((2, max(int(th) * int(tw) for th, tw in (rt.tile for rt in files))), np.int32)  # two tiles decoded at once
         self._buf = np.zeros(1 << 16, np.uint8)
         self._spans: dict[int, np.ndarray] = {}
         self.bytes_read = 0
