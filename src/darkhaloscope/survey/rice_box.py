@@ -2,27 +2,24 @@
 
 A DR10 stamp (64 x 64) touches ~2.7 of the 100 x 100 tiles of each RICE file (image and invvar,
 legacypipe ``py/legacypipe/survey.py`` ``get_compression_args``, DR10 tags). :func:`decode_box`
-walks those tiles in one call: it decodes each tile's integers only down to the box's last row
-(RICE is sequential), and dequantises only the box's own pixels, straight into the output.
-:func:`read_stamp` does it for every RICE file of a stamp (image and invvar of each band) in one
-call, reading their tile bytes with libc's ``pread`` (:mod:`.rice_stamp` packs the files' tile
-tables); it lives here because numba's cache is invalidated per source file only, and it compiles
-:func:`decode_box` into itself.
+decodes each tile's integers only down to the box's last row (RICE is sequential) and dequantises
+only the box's pixels, straight into the output. :func:`decode_boxes` does it for every
+RICE file of a stamp in one call, two files at a time (:func:`rice_ints2`), from the tile bytes
+:mod:`.rice_io` read (:mod:`.rice_stamp` packs the files' tile tables). Every kernel they call lives
+in this file: numba's cache is invalidated per source file only, so a kernel compiled into another
+file's could stay stale after an edit.
 
-Bit reader: the algorithm of cfitsio ``ricecomp.c`` ``fits_rdecomp`` (32-pixel blocks, a 5-bit
-split code per block, fs + 1 = 0 for an all-zero block, fs = 25 for raw 32-bit differences,
-otherwise a unary high part and fs low bits, zigzag-mapped differences of successive pixels),
-written here over a left-aligned 64-bit window topped up before every pixel without a branch (one
-unaligned big-endian load; the "variant 4" refill of F. Giesen, "Reading bits in far too many
-ways", 2018), with the unary part's leading zeros counted by LLVM's ``ctlz`` (one instruction). Reads never leave ``buf``: no read
-starts past the tile's last bit, a tile too near the buffer's end is decoded from a padded copy,
-and a tile whose bits run out before its pixels is reported corrupt.
+Bit reader: cfitsio ``ricecomp.c`` ``fits_rdecomp`` (32-pixel blocks, a 5-bit split code per
+block, fs + 1 = 0 for an all-zero block, fs = 25 for raw 32-bit differences, otherwise a unary
+high part and fs low bits of zigzag-mapped differences of successive pixels), over a left-aligned
+64-bit window topped up by one unaligned big-endian load without a branch (the "variant 4" refill
+of F. Giesen, "Reading bits in far too many ways", 2018), leading zeros counted by LLVM's ``ctlz``.
+Loads stay inside ``buf`` (:data:`PAD`); a tile whose bits run out before its pixels is corrupt.
 
 Dequantisation as cfitsio (FITS 4.0 section 10.2; ``dataset.fits_quant`` holds the dither
 sequence): ``float32((I - R + 0.5) * ZSCALE + ZZERO)`` for SUBTRACTIVE_DITHER_1/2 (DITHER_2:
-I = -2147483646 is an exact 0), ``float32(I * ZSCALE + ZZERO)`` for NO_DITHER, NaN for ZBLANK.
-R for pixel p of tile k is found by jumping along the sequence (it advances one value per pixel
-of the tile, row-major), so pixels left of the box are never dequantised.
+I = -2147483646 is an exact 0), ``float32(I * ZSCALE + ZZERO)`` for NO_DITHER, NaN for ZBLANK;
+R found by jumping along the sequence, so pixels left of the box are never dequantised.
 Units: whatever the file holds (nanomaggies, 1/nanomaggy^2).
 """
 
@@ -52,8 +49,7 @@ def _clz64(typingctx, x):
     return sig, codegen
 
 
-# codes per window refill for split code fs (48 // (fs + 3), at least 1; fs = FSMAX: 1), looked
-# up instead of divided once per 32-pixel block (a 64-bit division costs ~40-90 cycles, ~1-3 per pixel)
+# codes per window refill for split code fs (48 // (fs + 3), >= 1), looked up: a division costs ~40-90 cycles
 PER_REFILL = np.array([max(1, 48 // (fs + 3)) for fs in range(FSMAX)] + [1], np.int64)
 
 # Bytes past a tile's end the bit reader may load. Every block head and every slow-path refill
@@ -65,8 +61,8 @@ PAD = 256
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _load64(buf, c):
-    """The 8 bytes of ``buf`` from byte ``c`` as a big-endian uint64 (``c`` unsigned: no negative
-    index wraparound, so LLVM fuses the byte loads into one load + byte swap)."""
+    """The 8 bytes of ``buf`` from byte ``c`` as a big-endian uint64 (``c`` unsigned: no wraparound
+    check, so LLVM fuses the byte loads into one load + byte swap)."""
     v = np.uint64(0)
     for i in range(8):
         v = (v << np.uint64(8)) | np.uint64(buf[c + np.uint64(i)])
@@ -79,6 +75,12 @@ def _refill(buf, c, w, nb):
     in under the ``nb`` valid bits, advance ``c`` by the whole bytes that fit."""
     w |= _load64(buf, c) >> nb
     return c + ((np.uint64(63) - nb) >> np.uint64(3)), w, nb | np.uint64(56)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _start(buf, start, nbytes):
+    """A tile's reader at its first pixel: (next byte, window, its bits, last byte a load may start at, first pixel)."""
+    return np.uint64(start + 4), np.uint64(0), np.uint64(0), np.uint64(start + nbytes + 8), np.uint32(_load64(buf, np.uint64(start)) >> np.uint64(32))
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -98,9 +100,9 @@ def _code(buf, c, w, nb, cmax, sfs):
     u1 = np.uint64(1)
     z = _clz64(w)
     t = z + u1 + sfs
-    if t <= nb:  # unary zeros, stop bit and low bits all in the window: the common case
-        low = (((w << z) << u1) >> (np.uint64(63) - sfs)) >> u1  # top fs bits after the stop bit (0 when fs = 0)
-        return c, w << t, nb - t, (z << sfs) | low, True
+    if t <= nb:  # unary zeros, stop bit and low bits all in the window (the common case): the code's
+        # top t bits are 1 then the fs low bits, (1 << fs) + low; difference (z << fs) + low
+        return c, w << t, nb - t, (w >> (np.uint64(64) - t)) + (z << sfs) - (u1 << sfs), True
     nzero = np.uint64(0)  # the code does not fit the window (rare): refill as needed
     while z >= nb:  # the zeros run past the valid bits: count them, refill
         nzero += nb
@@ -159,22 +161,16 @@ def _block(buf, c, w, nb, cmax, fs, lastpix, out, i, imax):
 def rice_ints(buf, start, nbytes, n, block, out):
     """Decode the first ``n`` pixels of the RICE_1 tile ``buf[start : start + nbytes]`` into ``out``
     (int32); ``buf`` must hold :data:`PAD` bytes after the tile (any values). Returns 0, or -1 when
-    the tile is corrupt (its bits run out before its pixels, or a split code is impossible).
-    Stopping early (``n`` below the tile's pixels) detects only corruption in the bits it reads.
-    ``block`` must be :data:`BLOCK` (kept in the signature: the format's BLOCKSIZE).
+    the tile is corrupt (its bits run out before its pixels, or a split code is impossible; stopping
+    early detects only corruption in the bits read). ``block`` must be :data:`BLOCK`.
 
-    The window ``w`` holds ``nb`` unread bits left-aligned (lower bits 0); :func:`_refill` tops it
-    up. A valid stream never needs a load from past byte ``start + nbytes + 8`` (the window holds
-    < 64 bits ahead of the bits consumed); loads are bounded as :data:`PAD` says (memory safety
-    on corrupt bytes) and the bits consumed are checked against the tile's length at the end. Rice-coded pixels refill once per
-    48 // (fs + 3) codes (a code takes ~fs + 2 bits, so that many fit in 56; one that does not
-    fit takes the slow path, which refills), so the load's latency is paid once per several
-    pixels: 3.9 -> 2.8 ns per pixel on DR10-format tiles against a refill per pixel."""
+    The window ``w`` holds ``nb`` unread bits left-aligned; the bits consumed are checked against
+    the tile's length at the end. Rice codes refill once per 48 // (fs + 3) codes (~fs + 2 bits
+    each, so that many fit in 56; one that does not takes the slow path, which refills): 3.9 ->
+    2.8 ns per pixel on DR10-format tiles against a refill per pixel."""
     if nbytes < 4 or block != BLOCK:
         return -1
-    cmax = np.uint64(start + nbytes + 8)  # no load starts past this byte
-    lastpix = np.uint32(_load64(buf, np.uint64(start)) >> np.uint64(32))
-    c, w, nb = np.uint64(start + 4), np.uint64(0), np.uint64(0)  # next byte not yet in the window; window; its bits
+    c, w, nb, cmax, lastpix = _start(buf, start, nbytes)
     i = 0
     while i < n:
         c, w, nb, fs = _head(buf, c, w, nb, cmax)
@@ -200,19 +196,14 @@ def rice_ints2(buf, sa, na, sb, nbb, n, outa, outb):
         return 1
     if nbb < 4:
         return 2
-    cmaxa, cmaxb = np.uint64(sa + na + 8), np.uint64(sb + nbb + 8)
-    lasta = np.uint32(_load64(buf, np.uint64(sa)) >> np.uint64(32))
-    lastb = np.uint32(_load64(buf, np.uint64(sb)) >> np.uint64(32))
-    ca, wa, nba = np.uint64(sa + 4), np.uint64(0), np.uint64(0)
-    cb, wb, nbbits = np.uint64(sb + 4), np.uint64(0), np.uint64(0)
+    ca, wa, nba, cmaxa, lasta = _start(buf, sa, na)
+    cb, wb, nbbits, cmaxb, lastb = _start(buf, sb, nbb)
     i = 0
     while i < n:
         ca, wa, nba, fa = _head(buf, ca, wa, nba, cmaxa)
         cb, wb, nbbits, fb = _head(buf, cb, wb, nbbits, cmaxb)
-        if fa > FSMAX:
-            return 1
-        if fb > FSMAX:
-            return 2
+        if max(fa, fb) > FSMAX:
+            return 1 if fa > FSMAX else 2
         imax = min(i + BLOCK, n)
         if 0 <= fa < FSMAX and 0 <= fb < FSMAX:  # both Rice-coded: lockstep, both refilled every min(per) codes
             sfa, sfb = np.uint64(fa), np.uint64(fb)
@@ -247,11 +238,8 @@ def rice_ints2(buf, sa, na, sb, nbb, n, outa, outb):
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _seed_at(k, p, dither0, randoms):
-    """(iseed, index) of the dither value R of pixel ``p`` of tile ``k`` (both 0-based, row-major):
-    cfitsio starts at int(R[iseed] * 500) and moves to the next seed each time it reaches 10000.
-    (The same walk as ``dataset.fits_quant._dither``, kept here on purpose: numba's on-disk cache
-    is invalidated by a kernel's own file only, so a kernel inlined from another file could stay
-    stale after an edit there.)"""
+    """(iseed, index) of the dither value R of pixel ``p`` of tile ``k`` (0-based, row-major): cfitsio
+    starts at int(R[iseed] * 500), next seed at 10000 (``dataset.fits_quant._dither``'s walk; see the module doc)."""
     iseed = (k + dither0 - 1) % 10000
     idx = int(randoms[iseed] * 500.0) + p
     while idx >= 10000:
@@ -322,48 +310,10 @@ def decode_box(buf, offsets, nbytes, th, tw, ny, nx, method, dither0, scale, zer
     return used, -1
 
 
-# --- every RICE file of a stamp at once (used by rice_stamp.RiceStamp) ---
+# --- every RICE file of a stamp at once (rice_stamp.RiceStamp; its tiles read by rice_io.read_spans) ---
 # meta columns (int64 [n files, N_META]): first tile in the packed arrays, image rows / columns,
 # tile rows / columns, quantisation method, ZDITHER0, ZBLANK
 BASE, NY, NX, TH, TW, METHOD, DITHER0, ZBLANK, N_META = range(9)
-ERR_SHORT_READ, ERR_BUFFER = -3, -4  # read_stamp status codes beyond rice_box's
-# POSIX pread(fd, buf, count, offset) -> bytes read or -1 (the pointer passed as an address:
-# the same register on the 64-bit ABIs numba targets); an external symbol keeps the cache usable
-_pread = types.ExternalFunction("pread", types.intp(types.intc, types.uintp, types.uintp, types.int64))
-PREAD_RETRIES = 4  # -1 (EINTR and the like) is retried this many times before a short read is reported
-
-
-@numba.njit(cache=True, nogil=True)
-def plan_reads(meta, offsets, nbytes, after, y0, y1, x0, x1, spans, rel):
-    """Byte spans covering the tiles that box [y0:y1, x0:x1] touches in every file.
-
-    ``offsets``/``nbytes`` int64 [all tiles]: file offsets and sizes of every file's tiles,
-    packed (file f's tile k at ``meta[f, BASE] + k``); ``after[i]``: packed tile i + 1 follows
-    tile i in the same file's heap. Writes ``spans[j] = (file, file offset, bytes)`` (int64
-    [>= spans needed, 3]) and, for every tile read, ``rel[i]`` = its offset in the read buffer
-    (spans laid back to back from 0). Returns (spans, total bytes)."""
-    n = 0
-    pos = 0
-    for f in range(meta.shape[0]):
-        base, th, tw = meta[f, BASE], meta[f, TH], meta[f, TW]
-        grid1 = (meta[f, NX] + tw - 1) // tw
-        s0, s1 = x0 // tw, (x1 - 1) // tw
-        for ty in range(y0 // th, (y1 - 1) // th + 1):
-            k = base + ty * grid1 + s0
-            k1 = base + ty * grid1 + s1
-            while k <= k1:
-                e = k
-                while e < k1 and after[e]:  # extend the span over tiles lying back to back
-                    e += 1
-                a = offsets[k]
-                ln = offsets[e] + nbytes[e] - a
-                for i in range(k, e + 1):
-                    rel[i] = offsets[i] - a + pos
-                spans[n, 0], spans[n, 1], spans[n, 2] = f, a, ln
-                n += 1
-                pos += ln
-                k = e + 1
-    return n, pos
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -400,7 +350,7 @@ def _decode_pair(buf, rel, nbytes, scale, zero, meta, f, randoms, y0, y1, x0, x1
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def decode_boxes(buf, rel, nbytes, scale, zero, meta, randoms, y0, y1, x0, x1, ints, out):
     """Box [y0:y1, x0:x1] of every file f into ``out[f]`` (float32 [n files, y1 - y0, x1 - x0]),
-    from the tiles :func:`plan_reads` placed in ``buf`` (with :data:`.rice_box.PAD` spare bytes);
+    from the tiles :func:`.rice_io.read_spans` placed in ``buf`` (with :data:`.rice_box.PAD` spare bytes);
     ``ints`` int32 scratch [2, tile pixels]. Files are taken in pairs of the same geometry
     (:func:`_decode_pair`; a grz stamp: 3 pairs), an odd one or a failed pair singly (:func:`decode_box`).
     Returns (bytes used, -1, -1) or (ERR_*, file, tile of that file)."""
@@ -422,42 +372,3 @@ def decode_boxes(buf, rel, nbytes, scale, zero, meta, randoms, y0, y1, x0, x1, i
             used += status
         f += 2
     return used, -1, -1
-
-
-@numba.njit(cache=True, nogil=True)
-def _pread_all(fd, buf, pos, ln, offset):
-    """Read ``ln`` bytes at file ``offset`` into ``buf[pos:]``; returns the bytes read (< ln at EOF or on errors)."""
-    got, tries = 0, 0
-    base = buf.ctypes.data + np.uintp(pos)
-    while got < ln:
-        r = _pread(np.intc(fd), base + np.uintp(got), np.uintp(ln - got), np.int64(offset + got))
-        if r == 0:
-            break
-        if r < 0:
-            tries += 1
-            if tries >= PREAD_RETRIES:
-                break
-            continue
-        got += r
-    return got
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def read_stamp(fds, meta, offsets, nbytes, after, scale, zero, randoms, y0, y1, x0, x1, spans, rel, buf, ints, out):
-    """Plan, read (``fds[f]``: file f's descriptor) and decode box [y0:y1, x0:x1] of every file
-    into ``out[f]``. Returns (status, file, detail, bytes read): status 0, or ERR_BUFFER (``buf``
-    needs ``detail`` bytes), ERR_SHORT_READ (``detail`` = file offset of the span cut short),
-    ERR_CORRUPT / ERR_TRUNCATED (``detail`` = tile of that file)."""
-    n, total = plan_reads(meta, offsets, nbytes, after, y0, y1, x0, x1, spans, rel)
-    if total + PAD > buf.shape[0]:
-        return ERR_BUFFER, -1, total + PAD, 0
-    pos = 0
-    for j in range(n):
-        f, a, ln = spans[j, 0], spans[j, 1], spans[j, 2]
-        if _pread_all(fds[f], buf, pos, ln, a) != ln:
-            return ERR_SHORT_READ, f, a, pos
-        pos += ln
-    status, f, k = decode_boxes(buf, rel, nbytes, scale, zero, meta, randoms, y0, y1, x0, x1, ints, out)
-    if f >= 0:
-        return status, f, k, total
-    return 0, -1, -1, total
