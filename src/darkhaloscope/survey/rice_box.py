@@ -133,14 +133,14 @@ def _block(buf, c, w, nb, cmax, fs, lastpix, out, i, imax):
     Rice codes: one unchecked refill per :data:`PER_REFILL` codes (see :data:`PAD`)."""
     if fs < 0:  # every difference of the block is zero
         for j in range(i, imax):
-            out[j] = np.int32(lastpix)
+            out[np.uint64(j)] = np.int32(lastpix)
         return c, w, nb, lastpix, True
     if fs == FSMAX:  # differences stored raw, 32 bits each
         for j in range(i, imax):
             c, w, nb = _refill(buf, c, w, nb)
             lastpix = _unzig(lastpix, np.uint32(w >> np.uint64(32)))
             w, nb = w << np.uint64(BBITS), nb - np.uint64(BBITS)
-            out[j] = np.int32(lastpix)
+            out[np.uint64(j)] = np.int32(lastpix)
         return c, w, nb, lastpix, True
     sfs, per = np.uint64(fs), PER_REFILL[fs]
     j = i
@@ -152,7 +152,7 @@ def _block(buf, c, w, nb, cmax, fs, lastpix, out, i, imax):
             if not ok:
                 return c, w, nb, lastpix, False
             lastpix = _unzig(lastpix, np.uint32(d))
-            out[jj] = np.int32(lastpix)
+            out[np.uint64(jj)] = np.int32(lastpix)
         j = jend
     return c, w, nb, lastpix, True
 
@@ -220,8 +220,8 @@ def rice_ints2(buf, sa, na, sb, nbb, n, outa, outb):
                         return 1 if not oka else 2
                     lasta = _unzig(lasta, np.uint32(da))
                     lastb = _unzig(lastb, np.uint32(db))
-                    outa[jj] = np.int32(lasta)
-                    outb[jj] = np.int32(lastb)
+                    outa[np.uint64(jj)] = np.int32(lasta)
+                    outb[np.uint64(jj)] = np.int32(lastb)
                 j = jend
         else:
             ca, wa, nba, lasta, ok = _block(buf, ca, wa, nba, cmaxa, fa, lasta, outa, i, imax)
