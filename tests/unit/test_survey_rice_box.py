@@ -168,3 +168,24 @@ def test_corrupt_and_truncated_tiles_are_reported(tmp_path):
         with pytest.raises(DataFileError, match="cut.fits.fz.*truncated"):
             d.read(186, 250, 266, 330)
         os.close(fd)
+
+
+@pytest.mark.parametrize("bad_tile", [0, 1])
+def test_a_bad_tile_of_a_decoded_pair_is_the_one_named(tmp_path, bad_tile):
+    """decode_box decodes neighbouring tiles two at a time: a box over tiles 0 and 1 with either
+    one damaged names that tile (the pair is decoded again singly, in order)."""
+    path = _rice_file(tmp_path / "img.fits.fz", "SUBTRACTIVE_DITHER_2")
+    with open(path, "rb") as f, fits.open(f, memmap=False, lazy_load_hdus=True) as h:
+        start = int(RiceTiles.of(h[1], f).offsets[bad_tile])
+    raw = bytearray(path.read_bytes())
+    raw[start + 4] = 0xF8  # the first block's split code becomes 31: impossible in RICE_1
+    path.write_bytes(bytes(raw))
+    with open(path, "rb") as f, fits.open(f, memmap=False, lazy_load_hdus=True) as h:
+        rt = RiceTiles.of(h[1], f)
+        with pytest.raises(ValueError, match=f"^tile {bad_tile}: .*corrupt"):
+            rt.read_box(0, 64, 50, 150)
+        good = 1 - bad_tile  # the other tile alone still decodes, equal to astropy's decode of the untouched file
+        box = (0, 64, 0, 64) if good == 0 else (0, 64, 110, 174)
+        got = rt.read_box(*box)
+    ref = fits.getdata(_rice_file(tmp_path / "ref.fits.fz", "SUBTRACTIVE_DITHER_2")).astype(np.float32)
+    assert np.array_equal(got.view(np.uint32), ref[box[0] : box[1], box[2] : box[3]].view(np.uint32))

@@ -286,29 +286,38 @@ def decode_box(buf, offsets, nbytes, th, tw, ny, nx, method, dither0, scale, zer
 
     Tile k (row-major over the (ceil(ny / th), ceil(nx / tw)) grid) is ``buf[offsets[k] :
     offsets[k] + nbytes[k]]``, RICE_1 with 32-pixel blocks; ``scale``/``zero`` float64 [n tiles];
-    ``ints`` int32 scratch of th * tw. Returns (bytes of the tiles used, -1) or (ERR_*, the first bad tile)."""
+    ``ints`` int32 scratch [2, th * tw]. Neighbouring tiles of a tile row of the same width are
+    decoded two at a time (:func:`rice_ints2`; a pair with a bad tile is decoded again singly).
+    Returns (bytes of the tiles used, -1) or (ERR_*, the first bad tile)."""
     grid1 = (nx + tw - 1) // tw
     used = 0
     for ty in range(y0 // th, (y1 - 1) // th + 1):
         h = min(th, ny - ty * th)
         r0, r1 = max(y0, ty * th) - ty * th, min(y1, ty * th + h) - ty * th
-        for tx in range(x0 // tw, (x1 - 1) // tw + 1):
+        tx, tx1 = x0 // tw, (x1 - 1) // tw
+        while tx <= tx1:
             k = ty * grid1 + tx
             w = min(tw, nx - tx * tw)
             if offsets[k] < 0 or offsets[k] + nbytes[k] > buf.shape[0]:
                 return ERR_TRUNCATED, k
-            if offsets[k] + nbytes[k] + PAD <= buf.shape[0]:
-                status = rice_ints(buf, offsets[k], nbytes[k], r1 * w, BLOCK, ints)
-            else:  # the tile ends the buffer: decode a copy with room for the window
+            n, status = 1, 0
+            if (tx < tx1 and w == min(tw, nx - (tx + 1) * tw) and offsets[k + 1] >= 0
+                    and max(offsets[k] + nbytes[k], offsets[k + 1] + nbytes[k + 1]) + PAD <= buf.shape[0]):
+                n = 2 if rice_ints2(buf, offsets[k], nbytes[k], offsets[k + 1], nbytes[k + 1], r1 * w, ints[0], ints[1]) == 0 else 1
+            if n == 1 and offsets[k] + nbytes[k] + PAD <= buf.shape[0]:
+                status = rice_ints(buf, offsets[k], nbytes[k], r1 * w, BLOCK, ints[0])
+            elif n == 1:  # the tile ends the buffer: decode a copy with room for the window
                 padded = np.zeros(nbytes[k] + PAD, np.uint8)
                 padded[: nbytes[k]] = buf[offsets[k] : offsets[k] + nbytes[k]]
-                status = rice_ints(padded, 0, nbytes[k], r1 * w, BLOCK, ints)
-            if status != 0:
+                status = rice_ints(padded, 0, nbytes[k], r1 * w, BLOCK, ints[0])
+            if n == 1 and status != 0:
                 return ERR_CORRUPT, k
-            used += nbytes[k]
-            c0, c1 = max(x0, tx * tw) - tx * tw, min(x1, tx * tw + w) - tx * tw
-            _dequantize_rows(ints, k, w, r0, r1, c0, c1, method, dither0, scale[k], zero[k], zblank, randoms,
-                             out, ty * th + r0 - y0, tx * tw + c0 - x0)
+            for i in range(n):
+                used += nbytes[k + i]
+                c0, c1 = max(x0, (tx + i) * tw) - (tx + i) * tw, min(x1, (tx + i) * tw + w) - (tx + i) * tw
+                _dequantize_rows(ints[i], k + i, w, r0, r1, c0, c1, method, dither0, scale[k + i], zero[k + i], zblank, randoms,
+                                 out, ty * th + r0 - y0, (tx + i) * tw + c0 - x0)
+            tx += n
     return used, -1
 
 
@@ -368,7 +377,7 @@ def decode_boxes(buf, rel, nbytes, scale, zero, meta, randoms, y0, y1, x0, x1, i
             b = meta[g, BASE]
             e = meta[g + 1, BASE] if g + 1 < nf else nbytes.shape[0]
             status, k = decode_box(buf, rel[b:e], nbytes[b:e], meta[g, TH], meta[g, TW], meta[g, NY], meta[g, NX], meta[g, METHOD],
-                                   meta[g, DITHER0], scale[b:e], zero[b:e], meta[g, ZBLANK], randoms, y0, y1, x0, x1, ints[0], out[g])
+                                   meta[g, DITHER0], scale[b:e], zero[b:e], meta[g, ZBLANK], randoms, y0, y1, x0, x1, ints, out[g])
             if k >= 0:
                 return status, g, k
             used += status
