@@ -14,13 +14,18 @@ Figures (CPU time of this process; the machine is shared, ``uptime`` load is rec
   dr10_cutout_ms_per_stamp             BrickReader (files opened from their raw header and tile
                                        table, survey/tile_table.py; the tiles a stamp needs read
                                        from the heap (pread per tile row) and decoded directly: the
-                                       six RICE image/invvar files read and decoded in one compiled
-                                       call per stamp (survey/rice_stamp.py), integers down to the
-                                       stamp's last row, only its pixels dequantised
-                                       (survey/rice_box.py); HCOMPRESS maskbits tile by tile with the
-                                       tile cache, all-zero tiles skipped (survey/hcompress_tiles.py);
-                                       ``expect`` hint as generate gives), all seven files of a grz
-                                       stamp; first stamp of each brick (opens) included; process warm
+                                       six RICE image/invvar files read in one compiled call
+                                       (survey/rice_io.py) and decoded in another, two files at a
+                                       time (survey/rice_box.py), integers down to the stamp's last
+                                       row, only its pixels dequantised; HCOMPRESS maskbits tile by
+                                       tile with the tile cache, all-zero tiles skipped
+                                       (survey/hcompress_tiles.py); ``expect`` hint as generate
+                                       gives), all seven files of a grz stamp; first stamp of each
+                                       brick (opens) included; process warm
+  dr10_cutout_warm_ms_per_stamp        the same stamps again through the same reader: files open,
+                                       maskbits tiles cached (cold - warm = the opens per stamp)
+  dr10_cutout_rice_ms_per_stamp        the six RICE files' read + decode alone (RiceStamp.read on
+                                       the same boxes; warm - rice = Python, WCS and maskbits)
   dr10_cutout_fitsio_ms_per_stamp      the same stamps through fitsio image slices (cfitsio reads
                                        and decodes only the tiles touched), side by side
   dr10_end_to_end_core_ms_per_stamp    cutout + inject + finish_row (encode) + Parquet write (codecs as
@@ -101,6 +106,30 @@ def _cutouts(reader, tasks, cfg) -> float:
         c = reader.cutout(t["ra"], t["dec"], cfg.survey.stamp_size, cfg.survey.bands, brickname=t["brickname"])
         assert c.ok, c.reason
     return 1e3 * (time.process_time() - t0) / len(tasks)
+
+
+def _cutout_split(root: str, tasks, cfg) -> tuple[float, float]:
+    """(CPU ms per stamp of a second pass with every brick open, of the packed RICE read + decode
+    alone on the same boxes): where a cutout's time goes besides opening files."""
+    from darkhaloscope.survey.brick_reader import BrickReader, stamp_box
+
+    reader = BrickReader(root, cache_size=len({t["brickname"] for t in tasks}))
+    _cutouts(reader, tasks, cfg)
+    warm = _cutouts(reader, tasks, cfg)
+    s, boxes = cfg.survey.stamp_size, []
+    for t in tasks:
+        ob = reader.brick(t["brickname"])
+        wcs, _ = ob.wcs(cfg.survey.bands)
+        x, y = (float(v) for v in wcs.all_world2pix([[t["ra"], t["dec"]]], 0)[0])
+        x0, y0 = stamp_box(x, y, s)
+        boxes.append((ob.rice_stamp(cfg.survey.bands)[0], y0, x0))
+    out = np.empty((2 * len(cfg.survey.bands), s, s), np.float32)
+    t0 = time.process_time()
+    for stamp, y0, x0 in boxes:
+        stamp.read(y0, x0, s, out)
+    rice = 1e3 * (time.process_time() - t0) / len(tasks)
+    reader.close()
+    return warm, rice
 
 
 def _fitsio_cutouts(root: str, tasks, cfg) -> float:
@@ -235,6 +264,7 @@ def run(cfg, out_dir) -> dict:
     load = os.getloadavg()[0]
     _cutouts(BrickReader(inputs["survey"]), tasks[:20], cfg)  # warm the process (imports, numba)
     cut = [_cutouts(BrickReader(inputs["survey"]), tasks, cfg) for _ in range(3)]
+    warm, rice = zip(*[_cutout_split(inputs["survey"], tasks, cfg) for _ in range(3)], strict=True)
     fio = [_fitsio_cutouts(inputs["survey"], tasks, cfg) for _ in range(3)]
     e2e, shard = zip(*[_end_to_end(cfg, inputs, tasks, out) for _ in range(3)], strict=True)
     stage_ms = [_stage(cfg, inputs, tasks, out) for _ in range(3)]
@@ -243,6 +273,8 @@ def run(cfg, out_dir) -> dict:
     return {
         "dr10_stamps_per_brick": len(tasks) / N_BRICKS,
         "dr10_cutout_ms_per_stamp": statistics.median(cut),
+        "dr10_cutout_warm_ms_per_stamp": statistics.median(warm),
+        "dr10_cutout_rice_ms_per_stamp": statistics.median(rice),
         "dr10_cutout_fitsio_ms_per_stamp": statistics.median(fio),
         "dr10_end_to_end_core_ms_per_stamp": statistics.median(e2e),
         "dr10_stage_core_ms_per_stamp": statistics.median(stage_ms),

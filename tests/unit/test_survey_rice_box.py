@@ -21,7 +21,7 @@ from astropy.io.fits.hdu.compressed._codecs import Rice1
 from darkhaloscope.errors import DataFileError
 from darkhaloscope.survey.decoded import DecodedImage
 from darkhaloscope.survey.dr10_files import write_coadd
-from darkhaloscope.survey.rice_box import PAD, rice_ints
+from darkhaloscope.survey.rice_box import PAD, rice_ints, rice_ints2
 from darkhaloscope.survey.tile_decode import RiceTiles
 
 DR6_IMAGE = "desitarget_dr6_coadd_brick/coadd/095/0959p805/legacysurvey-0959p805-image-g.fits.fz"
@@ -115,6 +115,40 @@ def test_every_block_kind_matches_astropys_codec():
     assert status == 0 and np.array_equal(got, x)
 
 
+def _decode2(a: bytes, b: bytes, n: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """rice_ints2 on tiles a and b laid back to back in one buffer (junk after them), as a stamp's read buffer holds them."""
+    buf = np.frombuffer(a + b + b"\xa5" * PAD, np.uint8)
+    out = np.zeros((2, n), np.int32)
+    return rice_ints2(buf, 0, len(a), len(a), len(b), n, out[0], out[1]), out[0], out[1]
+
+
+def test_two_tiles_in_lockstep_equal_astropys_codec():
+    """Pairs mixing every block kind (Rice in both: lockstep; all-zero or raw in either: one
+    after the other), in both orders, decoded whole and stopped early."""
+    rng = np.random.default_rng(6)
+    kinds = [(-1, [0] * 32), (0, [0, 1, -1, 200, -200, 3] + [0] * 26), (3, rng.integers(-40, 40, 32).tolist()),
+             (25, [2**31 - 1, -(2**31), 5] + [0] * 29), (12, rng.integers(-30000, 30000, 32).tolist())]
+    n = 32 * 5
+    mixed = _write_stream(-7, kinds)
+    x = np.cumsum(rng.integers(-300, 300, n)).astype(np.int32)  # Rice blocks facing every kind above
+    x[40] += 200000
+    plain = Rice1(blocksize=32, bytepix=4, tilesize=n).encode(x)
+    ref = {s: np.frombuffer(Rice1(blocksize=32, bytepix=4, tilesize=n).decode(np.frombuffer(s, np.uint8)), np.int32) for s in (mixed, plain)}
+    for a, b in ((mixed, plain), (plain, mixed), (plain, plain)):
+        for n_first in (n, 1, 37, 100):
+            status, ga, gb = _decode2(a, b, n_first)
+            assert status == 0 and np.array_equal(ga[:n_first], ref[a][:n_first]) and np.array_equal(gb[:n_first], ref[b][:n_first])
+
+
+def test_two_tiles_name_the_corrupt_one():
+    x = np.cumsum(np.random.default_rng(7).integers(-50, 50, 10000)).astype(np.int32)
+    good = Rice1(blocksize=32, bytepix=4, tilesize=x.size).encode(x)
+    for bad in (good[:-40], good[:3], bytes(good[:4]) + b"\xf8" + bytes(good[5:]), bytes(good[:4]) + b"\x08" + b"\x00" * 2000):
+        assert _decode2(bad, good, x.size)[0] == 1
+        assert _decode2(good, bad, x.size)[0] == 2
+    assert _decode2(good, good, x.size)[0] == 0
+
+
 def test_corrupt_and_truncated_tiles_are_reported(tmp_path):
     x = np.cumsum(np.random.default_rng(5).integers(-50, 50, 10000)).astype(np.int32)
     stream = Rice1(blocksize=32, bytepix=4, tilesize=x.size).encode(x)
@@ -134,3 +168,24 @@ def test_corrupt_and_truncated_tiles_are_reported(tmp_path):
         with pytest.raises(DataFileError, match="cut.fits.fz.*truncated"):
             d.read(186, 250, 266, 330)
         os.close(fd)
+
+
+@pytest.mark.parametrize("bad_tile", [0, 1])
+def test_a_bad_tile_of_a_decoded_pair_is_the_one_named(tmp_path, bad_tile):
+    """decode_box decodes neighbouring tiles two at a time: a box over tiles 0 and 1 with either
+    one damaged names that tile (the pair is decoded again singly, in order)."""
+    path = _rice_file(tmp_path / "img.fits.fz", "SUBTRACTIVE_DITHER_2")
+    with open(path, "rb") as f, fits.open(f, memmap=False, lazy_load_hdus=True) as h:
+        start = int(RiceTiles.of(h[1], f).offsets[bad_tile])
+    raw = bytearray(path.read_bytes())
+    raw[start + 4] = 0xF8  # the first block's split code becomes 31: impossible in RICE_1
+    path.write_bytes(bytes(raw))
+    with open(path, "rb") as f, fits.open(f, memmap=False, lazy_load_hdus=True) as h:
+        rt = RiceTiles.of(h[1], f)
+        with pytest.raises(ValueError, match=f"^tile {bad_tile}: .*corrupt"):
+            rt.read_box(0, 64, 50, 150)
+        good = 1 - bad_tile  # the other tile alone still decodes, equal to astropy's decode of the untouched file
+        box = (0, 64, 0, 64) if good == 0 else (0, 64, 110, 174)
+        got = rt.read_box(*box)
+    ref = fits.getdata(_rice_file(tmp_path / "ref.fits.fz", "SUBTRACTIVE_DITHER_2")).astype(np.float32)
+    assert np.array_equal(got.view(np.uint32), ref[box[0] : box[1], box[2] : box[3]].view(np.uint32))

@@ -125,3 +125,23 @@ def test_truncated_file_fails_the_cutout_naming_it(tmp_path):
     ra, dec = (float(v) for v in wcs.all_pix2world([[290.0, 210.0]], 0)[0])
     c = r.cutout(ra, dec, 64, "grz", brickname=NAME)
     assert not c.ok and "invvar-r" in c.reason and "truncated" in c.reason, c.reason
+
+
+@pytest.mark.parametrize(("kind", "band"), [("image", "g"), ("invvar", "z")])
+def test_corrupt_tile_in_a_decoded_pair_fails_the_cutout_naming_its_file(tmp_path, kind, band):
+    """Files are decoded two at a time (image g with image r, ..., invvar r with invvar z): a bad
+    tile in either file of a pair names that file, not its partner."""
+    root = tmp_path / "south"
+    _brick(root)
+    p = root / coadd_relpath(NAME, kind, band)
+    with open(p, "rb") as f, fits.open(f, memmap=False, lazy_load_hdus=True) as h:
+        rt = RiceTiles.of(h[1], f)
+        start = int(rt.offsets[1 * rt.grid[1] + 1])  # tile (1, 1): under pixel (125, 165)
+    raw = bytearray(p.read_bytes())
+    raw[start + 4] = 0xF8  # the first block's split code becomes 31: impossible in RICE_1
+    p.write_bytes(bytes(raw))
+    r = BrickReader(str(root))
+    wcs, _ = r.brick(NAME).wcs("grz")
+    ra, dec = (float(v) for v in wcs.all_pix2world([[165.0, 125.0]], 0)[0])
+    c = r.cutout(ra, dec, 64, "grz", brickname=NAME)
+    assert not c.ok and f"{kind}-{band}" in c.reason and "corrupt" in c.reason, c.reason

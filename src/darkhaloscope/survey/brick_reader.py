@@ -75,6 +75,7 @@ class BrickReader:
         self._bricks: OrderedDict[str, OpenBrick] = OrderedDict()
         self._table: BrickTable | None = None
         self._table_error: str | None = None
+        self._kept: set = set()  # the bricks of the last trimmed stamp
 
     # -- bricks ---------------------------------------------------------------------------
     def table(self) -> BrickTable | None:
@@ -141,7 +142,12 @@ class BrickReader:
         return sum(ob.decoded_bytes for ob in self._bricks.values())
 
     def _trim(self, keep: set) -> None:
-        """Drop decoded pixels of least recently used bricks (not in ``keep``) beyond the budget."""
+        """Drop decoded pixels of least recently used bricks (not in ``keep``) beyond the budget.
+        Skipped while the same bricks are cut (the other bricks' pixels cannot have grown since
+        the last trim; summing every open file's bytes per stamp cost ~0.02 ms)."""
+        if keep == self._kept:
+            return
+        self._kept = keep
         total = self.decoded_bytes
         for name, ob in self._bricks.items():
             if total <= self.decoded_cache_bytes:
@@ -160,6 +166,7 @@ class BrickReader:
         for ob in self._bricks.values():
             ob.close()
         self._bricks.clear()
+        self._kept = set()
 
     # -- stamps ---------------------------------------------------------------------------
     def cutout(self, ra: float, dec: float, size: int = 64, bands: str = "grz", brickname: str | None = None) -> Cutout:

@@ -165,7 +165,7 @@ class RiceTiles(HeapTiles):
         super().__init__(fileobj, heap_start, desc, tile, shape, fd)
         self.scale, self.zero = scale, zero
         self.method, self.dither0, self.zblank = method, dither0, zblank
-        self._ints = np.empty(tile[0] * tile[1], np.int32)  # scratch: one tile's integers
+        self._ints = np.empty((2, tile[0] * tile[1]), np.int32)  # scratch: two tiles' integers (decoded in pairs)
 
     @classmethod
     def of(cls, hdu, fileobj, fd: int | None = None) -> RiceTiles | None:
