@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from .arrow_rows import table_from_rows
+
 STAMP_COLUMNS = ("stamp_npz", "arc_npz")
 
 _F32 = pa.float32()
@@ -129,10 +131,10 @@ META_COLUMNS = tuple(n for n in COLUMN_NAMES if n not in STAMP_COLUMNS)
 
 
 def rows_to_table(rows: list[dict]) -> pa.Table:
-    """Arrow table of stamp rows (dicts keyed by column name; missing keys are null).
+    """Arrow table of stamp rows (dicts keyed by column name; missing keys are null), built
+    column by column (dataset/arrow_rows.py: the pixel blobs in one copy each).
     ``label`` is filled from ``role`` (``ids.label_of``) where a row leaves it unset."""
     from ..ids import label_of  # ids imports config only; late so schema stays import-light
 
-    columns = {name: [row.get(name) for row in rows] for name in COLUMN_NAMES}
-    columns["label"] = [label_of(row.get("role")) if row.get("label") is None else int(row["label"]) for row in rows]
-    return pa.table(columns, schema=STAMP_SCHEMA)
+    labels = [label_of(row.get("role")) if row.get("label") is None else int(row["label"]) for row in rows]
+    return table_from_rows(rows, STAMP_SCHEMA, {"label": labels})
