@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from darkhaloscope.config import ROLE_LABELS
-from darkhaloscope.dataset.arrow_rows import binary_array, table_from_rows
+from darkhaloscope.dataset.arrow_rows import BlobScratch, binary_array, table_from_rows
 from darkhaloscope.dataset.schema import STAMP_SCHEMA, rows_to_table
 
 
@@ -69,3 +69,21 @@ def test_other_schema_missing_keys_are_null():
     table = table_from_rows([{"a": 1, "blob": b"x"}, {"s": "only"}], schema)
     assert table.schema == schema
     assert table.to_pylist() == [{"a": 1, "blob": b"x", "s": None}, {"a": None, "blob": None, "s": "only"}]
+
+
+def test_scratch_is_reused_and_never_overwrites_a_table_still_alive():
+    rng = np.random.default_rng(8)
+    scratch = BlobScratch()
+    first = [rng.bytes(1000) for _ in range(6)]
+    a = binary_array(first, scratch, "stamp_npz")
+    assert a.to_pylist() == first
+    del a
+    scratch.release()
+    held = scratch.nbytes
+    second = [rng.bytes(900) for _ in range(6)] + [None]
+    kept = binary_array(second, scratch, "stamp_npz")  # same memory as the first, smaller
+    assert scratch.nbytes == held and kept.to_pylist() == second
+    scratch.release()  # `kept` is still alive: its memory leaves the scratch
+    third = [rng.bytes(900) for _ in range(5)]  # would fit in the memory `kept` uses
+    assert binary_array(third, scratch, "stamp_npz").to_pylist() == third
+    assert kept.to_pylist() == second  # untouched by the third
