@@ -15,7 +15,8 @@ people's work), ``spark_over_multiprocessing`` (warm Spark wall / pool wall), ``
 (shard bytes / rows, whole rows as configured), ``bytes_per_stamp_without_arc`` (the production
 layout, no ``arc_npz``; also for controls and injections apart), per-stage CPU ms, and bytes and write CPU ms per row for each
 codec and level in ``CODECS`` (every column) and for the configured layout (``..._configured``:
-``generate.compression`` for the columns, ``generate.blob_compression`` for the pixel blobs).
+``generate.compression`` for the columns, ``generate.blob_compression`` for the pixel blobs; and
+``..._blobs_none``: the same with the blobs uncompressed, also ``bytes_per_stamp_without_arc_blobs_none``).
 """
 
 from __future__ import annotations
@@ -141,6 +142,10 @@ def _stages(cfg, inputs: dict, out: Path, n: int = 150) -> dict:
     # one codec for every column, then the configured layout (gzip; pixel blobs generate.blob_compression)
     layouts = [(f"{codec}{level or ''}", WriterSettings(codec, level, cfg.generate.row_group_rows)) for codec, level in CODECS]
     layouts.append(("configured", WriterSettings.from_config(cfg.generate)))
+    # the configured columns with the pixel blobs stored uncompressed (RICE-coded already; zstd
+    # takes the raw maskbits and addends' zeros): the bytes that codec saves against its CPU
+    blobs_none = WriterSettings(cfg.generate.compression, cfg.generate.compression_level, cfg.generate.row_group_rows, "none")
+    layouts.append(("blobs_none", blobs_none))
     for name, settings in layouts:
         path = out / "stages" / f"{name}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -166,6 +171,10 @@ def _stages(cfg, inputs: dict, out: Path, n: int = 150) -> dict:
         w = ShardWriter(str(path), settings)
         w.write_rows(subset)
         figures["bytes_per_stamp_without_arc" + ("" if role == "all" else f"_{role}s")] = w.close().bytes / len(subset)
+        if role == "all":
+            w = ShardWriter(str(path), blobs_none)
+            w.write_rows(subset)
+            figures["bytes_per_stamp_without_arc_blobs_none"] = w.close().bytes / len(subset)
     return figures
 
 

@@ -75,6 +75,24 @@ def test_pixel_blobs_take_their_own_codec_and_every_other_column_the_shards(tmp_
     assert {meta.row_group(0).column(i).compression for i in range(meta.num_columns)} == {"GZIP"}
 
 
+def test_blob_column_is_cut_into_pages(tmp_path):
+    """A row group's blob column goes out in ~1 MiB pages, not one page per row group (pyarrow's
+    default batch of 1024 rows): each zstd page is one zstd frame, so count the frames' magic."""
+    rng = np.random.default_rng(6)
+    rows = make_rows(24)
+    for row in rows:
+        row["stamp_npz"] = rng.bytes(100_000) + bytes(200_000)
+    url = str(tmp_path / "p.parquet")
+    write_shard(rows, url, WriterSettings("gzip", 1, 24, "zstd"))
+    col = next(c for c in (pq.ParquetFile(url).metadata.row_group(0).column(i) for i in range(len(STAMP_SCHEMA))) if c.path_in_schema == "stamp_npz")
+    with open(url, "rb") as f:
+        f.seek(col.data_page_offset)
+        chunk = f.read(col.total_compressed_size)
+    frames = chunk.count(b"\x28\xb5\x2f\xfd")  # zstd frame magic, little-endian 0xFD2FB528
+    assert 3 <= frames <= 24  # 24 rows x 300 KB in batches of 8: ~3 pages (one if unbatched)
+    assert pq.read_table(url)["stamp_npz"].to_pylist() == [r["stamp_npz"] for r in rows]
+
+
 def test_same_rows_give_identical_bytes_and_footer_metadata(tmp_path):
     rows = make_rows(12, seed=3)
     a = write_shard(rows, str(tmp_path / "a.parquet"), WriterSettings("zstd", 3, 5), metadata={"darkhaloscope.config_hash": "abc"})

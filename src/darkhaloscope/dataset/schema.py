@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from .arrow_rows import BlobScratch, table_from_rows
+
 STAMP_COLUMNS = ("stamp_npz", "arc_npz")
 
 _F32 = pa.float32()
@@ -128,11 +130,12 @@ COLUMN_NAMES = tuple(f.name for f in FIELDS)
 META_COLUMNS = tuple(n for n in COLUMN_NAMES if n not in STAMP_COLUMNS)
 
 
-def rows_to_table(rows: list[dict]) -> pa.Table:
-    """Arrow table of stamp rows (dicts keyed by column name; missing keys are null).
+def rows_to_table(rows: list[dict], scratch: BlobScratch | None = None) -> pa.Table:
+    """Arrow table of stamp rows (dicts keyed by column name; missing keys are null), built
+    column by column (dataset/arrow_rows.py: the pixel blobs in one copy each, into ``scratch``'s
+    memory when given: the table is then valid until ``scratch.release()``).
     ``label`` is filled from ``role`` (``ids.label_of``) where a row leaves it unset."""
     from ..ids import label_of  # ids imports config only; late so schema stays import-light
 
-    columns = {name: [row.get(name) for row in rows] for name in COLUMN_NAMES}
-    columns["label"] = [label_of(row.get("role")) if row.get("label") is None else int(row["label"]) for row in rows]
-    return pa.table(columns, schema=STAMP_SCHEMA)
+    labels = [label_of(row.get("role")) if row.get("label") is None else int(row["label"]) for row in rows]
+    return table_from_rows(rows, STAMP_SCHEMA, {"label": labels}, scratch)

@@ -52,6 +52,9 @@ _TASK_TO_ROW = {
     **{f"flux_{b}": f"flux_{b}" for b in "grz"},
 }
 
+# value types finish_row passes through as they are (float is not one: NaN becomes null)
+_PLAIN = frozenset({type(None), str, bytes, int, bool})
+
 TaskFn = Callable[[Mapping[str, Any], "PartitionResources"], dict]
 
 
@@ -217,6 +220,8 @@ def finish_row(row: Mapping[str, Any], task: Mapping[str, Any], ctx: JobContext)
     out["config_hash"] = ctx.config_hash
     out["code_version"] = ctx.code_version
     for k, v in out.items():  # numpy scalars -> Python; NaN in a number column -> null
+        if type(v) in _PLAIN:  # most values: nothing to convert (one set lookup, not two isinstance)
+            continue
         if isinstance(v, np.generic):
             v = v.item()
         if isinstance(v, float) and v != v:
