@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 
 import numpy as np
 
@@ -136,7 +137,9 @@ def labels_of(roles: Iterable[str]) -> np.ndarray:
     return np.fromiter((label_of(str(r)) for r in roles), dtype=np.int8)
 
 
+@lru_cache(maxsize=256)
 def _stream_key(stream: str) -> int:
+    """32-bit key of a stream name (blake2b; memoised: a handful of names, used on every row)."""
     return int.from_bytes(hashlib.blake2b(stream.encode(), digest_size=4).digest(), "little")
 
 
