@@ -79,6 +79,22 @@ def test_split_and_role_are_stable_and_independent(ids):
         assert abs((roles[splits == s] == "control").mean() - 0.5) < 0.02
 
 
+def test_task_rng_is_the_seed_sequence_of_the_int_list():
+    """task_rng's uint32-word entropy gives numpy's SeedSequence([seed, task_id, key]) draws
+    exactly: zero, one-word, two-word and full-layout values of each entry."""
+    from darkhaloscope.ids import _stream_key
+
+    rng = np.random.default_rng(3)
+    values = [0, 1, 2**32 - 1, 2**32, 2**41 + 5, 2**63 - 1, *(int(v) for v in rng.integers(0, 2**63 - 1, 20))]
+    for seed in (0, 12345, 2**32 + 7):
+        for task_id in values:
+            for stream in ("lens", "source", "noise", "negative"):
+                ref = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, task_id, _stream_key(stream)])))
+                assert np.array_equal(task_rng(seed, task_id, stream).random(3), ref.random(3)), (seed, task_id, stream)
+    with pytest.raises(ValueError):
+        task_rng(-1, 5, "lens")
+
+
 def test_task_rng_streams():
     a = task_rng(1, 99, "lens").random(4)
     assert np.array_equal(a, task_rng(1, 99, "lens").random(4))

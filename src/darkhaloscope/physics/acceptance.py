@@ -191,6 +191,7 @@ def contrast(arc: np.ndarray, host: np.ndarray, region: np.ndarray) -> float | N
     """sum(arc) / sum(max(host, 0)) over ``region`` (None for an empty region; inf over a dark host)."""
     if not region.any():
         return None
-    h = float(np.clip(np.asarray(host, np.float64)[region], 0.0, None).sum())
-    a = float(np.asarray(arc, np.float64)[region].sum())
+    # the region's pixels only, then float64 (exact), then max(., 0): np.clip's values and sum
+    h = float(np.maximum(np.asarray(host)[region].astype(np.float64), 0.0).sum())
+    a = float(np.asarray(arc)[region].astype(np.float64).sum())
     return a / h if h > 0 else math.inf
