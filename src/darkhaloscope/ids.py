@@ -143,7 +143,7 @@ def _stream_key(stream: str) -> int:
     return int.from_bytes(hashlib.blake2b(stream.encode(), digest_size=4).digest(), "little")
 
 
-def _entropy_words(values: tuple[int, ...]) -> np.ndarray:
+def entropy_words(values: tuple[int, ...]) -> np.ndarray:
     """The uint32 words ``np.random.SeedSequence`` makes of a list of non-negative ints (each one
     little-endian in 32-bit words, 0 -> one zero word; numpy/random/bit_generator.pyx
     ``_coerce_to_uint32_array``, numpy 2.3): given as this array, SeedSequence takes its copy
@@ -168,5 +168,5 @@ def task_rng(seed: int, task_id: int, stream: str = "inject") -> np.random.Gener
     Named streams (``"lens"``, ``"source"``, ``"noise"`` ...) are independent, so adding a draw
     to one stage never changes the draws of another.
     """
-    words = _entropy_words((seed, task_id, _stream_key(stream)))
+    words = entropy_words((seed, task_id, _stream_key(stream)))
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(words)))

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PhysicsError
+from ..ids import entropy_words
+from . import lookalike_kernels as kernels
 
 KINDS = ("ring", "partial_ring", "spiral", "shells")
 _EDGE_RAD = 0.2  # soft azimuthal edge of partial rings and shells (radian)
@@ -59,44 +61,26 @@ class Lookalike:
     seed: int
 
 
-def _wrap(a: np.ndarray) -> np.ndarray:
-    """Angle wrapped to [-pi, pi) (in place: ``a`` is a scratch array)."""
-    a += np.pi
-    np.remainder(a, 2 * np.pi, out=a)
-    a -= np.pi
-    return a
-
-
-def _gauss(t: np.ndarray) -> np.ndarray:
-    """exp(-0.5 t^2), in place on the scratch array ``t``."""
-    np.square(t, out=t)
-    t *= -0.5
-    return np.exp(t, out=t)
-
-
 def _window(phi: np.ndarray, centre: float, span: float) -> np.ndarray:
     """1 within +-span/2 of ``centre`` (radian), Gaussian edges of sigma _EDGE_RAD beyond."""
     if span >= 2 * np.pi:
         return np.ones_like(phi)
-    d = _wrap(phi - centre)
-    np.abs(d, out=d)
-    d -= span / 2
-    np.maximum(d, 0.0, out=d)
-    d /= _EDGE_RAD
-    return _gauss(d)
+    out = np.empty_like(phi)
+    kernels.window_exponent(phi, float(centre), float(span / 2), _EDGE_RAD, out)
+    return np.exp(out, out=out)
 
 
 def _frame(p: Lookalike, xs: np.ndarray, ys: np.ndarray, azimuth: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """(elliptical radius arcsec, azimuth radian or None when not ``azimuth``) of grid points in the
-    look-alike's disc frame. xs, ys broadcast against each other (a row and a column of the grid
-    are enough: the per-axis terms are computed once, then combined per point)."""
+    """(elliptical radius arcsec, azimuth radian or None when not ``azimuth``) of the grid points
+    in the look-alike's disc frame: xs a row [1, nx], ys a column [ny, 1] of sky positions (arcsec).
+    The per-axis products are formed once; one compiled pass combines them (same bits as numpy's
+    broadcast)."""
     pa = np.deg2rad(p.pa_deg)
-    dx, dy = xs - p.x, ys - p.y
-    u = dx * np.cos(pa) + dy * np.sin(pa)
-    v = -dx * np.sin(pa) + dy * np.cos(pa)
-    v /= p.q
-    r = np.hypot(u, v)
-    return r, (np.arctan2(v, u) if azimuth else None)
+    dx, dy = (xs - p.x)[0], (ys - p.y)[:, 0]
+    shape = (dy.shape[0], dx.shape[0])
+    u, v, r = np.empty(shape), np.empty(shape), np.empty(shape)
+    kernels.disc_frame(dx * np.cos(pa), -dx * np.sin(pa), dy * np.cos(pa), dy * np.sin(pa), float(p.q), u, v, r)
+    return r, (np.arctan2(v, u, out=v) if azimuth else None)
 
 
 def _to_sky(p: Lookalike, r: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,9 +92,9 @@ def _to_sky(p: Lookalike, r: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, n
 
 def _radial(r: np.ndarray, centre: float, width: float) -> np.ndarray:
     """exp(-0.5 ((r - centre) / width)^2): a Gaussian cross-section of sigma ``width`` arcsec."""
-    t = r - centre
-    t /= width
-    return _gauss(t)
+    t = np.empty_like(r)
+    kernels.radial_exponent(r, float(centre), float(width), t)
+    return np.exp(t, out=t)
 
 
 def smooth_profile(p: Lookalike, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -131,25 +115,20 @@ def smooth_profile(p: Lookalike, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
         # the arms' winding log(r / r_in) / tan(pitch) is the same for every arm: once
         winding = np.log(np.maximum(r, 1e-6) / r_in)
         winding /= np.tan(np.deg2rad(p.pitch_deg))
-        arms = None
+        arms, arm = None, np.empty_like(r)
         for k in range(p.arms):  # r = r_in exp(tan(pitch) (phi - phi_arm)) for arm k
             phi_arm = np.deg2rad(p.phase_deg) + 2 * np.pi * k / p.arms
-            off = phi - phi_arm
-            off -= winding
-            t = r * _wrap(off)
-            t *= sin_pitch
-            t /= w
-            arm = _gauss(t)
-            arms = arm if arms is None else np.add(arms, arm, out=arms)
+            kernels.spiral_exponent(phi, winding, r, float(phi_arm), float(sin_pitch), float(w), arm)
+            np.exp(arm, out=arm)
+            arms = arm.copy() if arms is None else np.add(arms, arm, out=arms)
         envelope *= arms
         return envelope
     if p.kind == "shells":
-        prof = np.zeros_like(r)
+        prof, edge = np.zeros_like(r), np.empty_like(r)
         for k in range(p.arms):
             rk = p.radius * _SHELL_STEP**k
-            inner = r <= rk
-            edge = _radial(r, rk, w)  # outside the shell: Gaussian fall-off; inside: exponential
-            edge[inner] = np.exp(-(rk - r[inner]) / (3.0 * w))
+            kernels.shell_exponent(r, float(rk), float(w), edge)  # inside: exponential; outside: Gaussian fall-off
+            np.exp(edge, out=edge)
             edge *= _window(phi, np.deg2rad(p.phase_deg) + np.pi * k, np.deg2rad(p.span_deg))
             prof += edge
         return prof
@@ -158,7 +137,7 @@ def smooth_profile(p: Lookalike, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
 
 def clump_positions(p: Lookalike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x, y arcsec, relative weight) of the clumps, drawn from ``p.seed`` on the structure."""
-    rng = np.random.Generator(np.random.PCG64(int(p.seed)))
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy_words((int(p.seed),)))))  # = PCG64(seed)
     n = p.clumps
     weight = rng.uniform(0.5, 1.5, n)
     t = rng.uniform(0.0, 1.0, n)
@@ -184,21 +163,20 @@ def _clumps(xs: np.ndarray, ys: np.ndarray, cx: np.ndarray, cy: np.ndarray, wt: 
 
     Each Gaussian is evaluated only on the rows and columns where its exponent is above -750:
     beyond, exp underflows to exactly 0 (below -745.2), so the sum is the full grid's, bit for bit.
+    The exponents of every clump go through one numpy exp (packed), the sum in clump order.
     """
     knots = np.zeros((ys.shape[0], xs.shape[1]))
     reach = np.sqrt(2 * _EXP_ZERO) * sig
-    x1, y1 = xs[0], ys[:, 0]
-    for x0, y0, w0 in zip(cx, cy, wt, strict=True):
-        j0, j1 = np.searchsorted(x1, (x0 - reach, x0 + reach))
-        i0, i1 = np.searchsorted(y1, (y0 - reach, y0 + reach))
-        if j1 <= j0 or i1 <= i0:
-            continue
-        t = (xs[:, j0:j1] - x0) ** 2 + (ys[i0:i1] - y0) ** 2
-        t *= -0.5
-        t /= sig**2
-        np.exp(t, out=t)
-        t *= w0
-        knots[i0:i1, j0:j1] += t
+    x1, y1 = np.ascontiguousarray(xs[0]), np.ascontiguousarray(ys[:, 0])
+    windows = np.empty((len(cx), 4), np.int64)
+    windows[:, 0:2] = np.searchsorted(y1, np.stack([cy - reach, cy + reach], axis=1))
+    windows[:, 2:4] = np.searchsorted(x1, np.stack([cx - reach, cx + reach], axis=1))
+    size = int(((windows[:, 1] - windows[:, 0]) * (windows[:, 3] - windows[:, 2])).sum())
+    if size == 0:
+        return knots
+    values = np.empty(size)
+    kernels.clump_exponents(x1, y1, np.asarray(cx, np.float64), np.asarray(cy, np.float64), float(sig**2), windows, values)
+    kernels.add_clumps(np.exp(values, out=values), np.asarray(wt, np.float64), windows, knots)
     return knots
 
 
