@@ -151,6 +151,7 @@ def task_rng(seed: int, task_id: int, stream: str = "inject") -> np.random.Gener
     Named streams (``"lens"``, ``"source"``, ``"noise"`` ...) are independent, so adding a draw
     to one stage never changes the draws of another.
     """
-    from .seeding import TaskSeed  # here: it compiles with numba, which task planning need not import
+    # imported here: seeding compiles with numba, which task planning need not import
+    from .seeding import TaskSeed
 
     return np.random.Generator(np.random.PCG64(TaskSeed((seed, task_id, _stream_key(stream)))))
