@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 
 import numpy as np
 
@@ -136,14 +137,21 @@ def labels_of(roles: Iterable[str]) -> np.ndarray:
     return np.fromiter((label_of(str(r)) for r in roles), dtype=np.int8)
 
 
+@lru_cache(maxsize=256)
 def _stream_key(stream: str) -> int:
+    """32-bit key of a stream name (blake2b; memoised: a handful of names, used on every row)."""
     return int.from_bytes(hashlib.blake2b(stream.encode(), digest_size=4).digest(), "little")
 
 
 def task_rng(seed: int, task_id: int, stream: str = "inject") -> np.random.Generator:
-    """The random generator of one task: seeded by (global seed, task_id, named stream).
+    """The random generator of one task: seeded by (global seed, task_id, named stream), i.e.
+    ``PCG64(SeedSequence([seed, task_id, blake2b_32(stream)]))``, its state computed by
+    :class:`darkhaloscope.seeding.TaskSeed` (numpy's algorithm, tested equal, ~3x cheaper).
 
     Named streams (``"lens"``, ``"source"``, ``"noise"`` ...) are independent, so adding a draw
     to one stage never changes the draws of another.
     """
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), int(task_id), _stream_key(stream)])))
+    # imported here: seeding compiles with numba, which task planning need not import
+    from .seeding import TaskSeed
+
+    return np.random.Generator(np.random.PCG64(TaskSeed((seed, task_id, _stream_key(stream)))))

@@ -120,17 +120,29 @@ def _variance_into(arc, host, invvar, sky, out):
             out[i, j] = 1.0 / iv + (h + a) / (iv * sky)
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _band_region(arc, host, invvar, sky, good, threshold, variance, stack, labels):
+    """:func:`_variance_into` then :func:`_region_pass` in one call (arc read as float64 per
+    pixel, exactly as a float64 copy would be)."""
+    _variance_into(arc, host, invvar, sky, variance)
+    return _region_pass(arc, variance, good, threshold, stack, labels)
+
+
 def band_region_snr(arc: np.ndarray, host: np.ndarray, invvar: np.ndarray, sky_nmgy: float, good: np.ndarray,
                     threshold: float = 1.0) -> tuple[float, np.ndarray]:
     """``region_snr(arc, pixel_variance(arc, host, invvar, sky_nmgy), good)`` with the variance made
-    by one compiled pass (identical bits, tested): the acceptance's per-band call (physics/trials.py).
+    in the same compiled call (identical bits, tested): the acceptance's per-band call (physics/trials.py).
 
     arc, host: [S, S] nanomaggies; invvar: [S, S] 1/nanomaggy^2; sky_nmgy: the band's sky level
     (nanomaggies per pixel); good: boolean [S, S]."""
-    a = np.ascontiguousarray(arc, np.float64)
-    v = np.empty(a.shape)
-    _variance_into(a, np.ascontiguousarray(host), np.ascontiguousarray(invvar), float(sky_nmgy), v)
-    return region_snr(a, v, good, threshold)
+    a = np.ascontiguousarray(arc)
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
+    labels = np.empty(a.shape, np.int32)
+    best, lab = _band_region(a, np.ascontiguousarray(host), np.ascontiguousarray(invvar), float(sky_nmgy),
+                             np.ascontiguousarray(good, np.bool_), float(threshold), np.empty(a.shape),
+                             np.empty((a.size, 2), np.int64), labels)
+    return float(best), (labels == lab) if lab > 0 else np.zeros(a.shape, bool)
 
 
 def pixel_variance(arc: np.ndarray, host: np.ndarray, invvar: np.ndarray, sky_nmgy: float) -> np.ndarray:
@@ -191,6 +203,7 @@ def contrast(arc: np.ndarray, host: np.ndarray, region: np.ndarray) -> float | N
     """sum(arc) / sum(max(host, 0)) over ``region`` (None for an empty region; inf over a dark host)."""
     if not region.any():
         return None
-    h = float(np.clip(np.asarray(host, np.float64)[region], 0.0, None).sum())
-    a = float(np.asarray(arc, np.float64)[region].sum())
+    # the region's pixels only, then float64 (exact), then max(., 0): np.clip's values and sum
+    h = float(np.maximum(np.asarray(host)[region].astype(np.float64), 0.0).sum())
+    a = float(np.asarray(arc)[region].astype(np.float64).sum())
     return a / h if h > 0 else math.inf

@@ -8,6 +8,7 @@ nanomaggies per pixel, magnitudes AB, FWHM and positions in arcsec.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 import numpy as np
 
@@ -54,8 +55,13 @@ def render_arc(
 
 def psf_l2(fwhm: float, cfg: Config) -> float:
     """sum(k^2) of the band's unit-sum Moffat kernel k (for DR10 PSFSIZE ``fwhm`` arcsec): 1 / its effective area in pixels."""
-    k = moffat_kernel(kernel_fwhm(fwhm, cfg), cfg.survey.pixel_scale, cfg.render.moffat_beta, cfg.render.psf_flux_fraction, cfg.survey.stamp_size - 1)
-    return float(np.square(k).sum())
+    return _kernel_l2(kernel_fwhm(fwhm, cfg), cfg.survey.pixel_scale, cfg.render.moffat_beta, cfg.render.psf_flux_fraction, cfg.survey.stamp_size - 1)
+
+
+@lru_cache(maxsize=512)
+def _kernel_l2(fwhm: float, pixel_scale: float, beta: float, flux_fraction: float, max_radius: int) -> float:
+    """sum(k^2) of :func:`moffat_kernel` (memoised like it: hosts share PSF sizes)."""
+    return float(np.square(moffat_kernel(fwhm, pixel_scale, beta, flux_fraction, max_radius)).sum())
 
 
 def unlensed_fraction_in_stamp(src_x: float, src_y: float, fwhm: float, cfg: Config) -> float:

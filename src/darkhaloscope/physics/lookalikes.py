@@ -31,11 +31,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PhysicsError
+from ..seeding import TaskSeed
+from . import lookalike_kernels as kernels
 
 KINDS = ("ring", "partial_ring", "spiral", "shells")
 _EDGE_RAD = 0.2  # soft azimuthal edge of partial rings and shells (radian)
 _SHELL_STEP = 0.7  # radius ratio of successive shells
 _SPIRAL_INNER = 0.25  # spiral arms start at this fraction of the outer radius
+_EXP_ZERO = 750.0  # exp(-x) is exactly 0 in float64 for x > 745.2
 
 
 @dataclass(frozen=True)
@@ -58,26 +61,26 @@ class Lookalike:
     seed: int
 
 
-def _wrap(a: np.ndarray) -> np.ndarray:
-    """Angle wrapped to [-pi, pi)."""
-    return (a + np.pi) % (2 * np.pi) - np.pi
-
-
 def _window(phi: np.ndarray, centre: float, span: float) -> np.ndarray:
     """1 within +-span/2 of ``centre`` (radian), Gaussian edges of sigma _EDGE_RAD beyond."""
     if span >= 2 * np.pi:
         return np.ones_like(phi)
-    d = np.maximum(np.abs(_wrap(phi - centre)) - span / 2, 0.0)
-    return np.exp(-0.5 * (d / _EDGE_RAD) ** 2)
+    out = np.empty_like(phi)
+    kernels.window_exponent(phi, float(centre), float(span / 2), _EDGE_RAD, out)
+    return np.exp(out, out=out)
 
 
-def _frame(p: Lookalike, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(elliptical radius arcsec, azimuth radian) of grid points in the look-alike's disc frame."""
+def _frame(p: Lookalike, xs: np.ndarray, ys: np.ndarray, azimuth: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """(elliptical radius arcsec, azimuth radian or None when not ``azimuth``) of the grid points
+    in the look-alike's disc frame: xs a row [1, nx], ys a column [ny, 1] of sky positions (arcsec).
+    The per-axis products are formed once; one compiled pass combines them (same bits as numpy's
+    broadcast)."""
     pa = np.deg2rad(p.pa_deg)
-    dx, dy = xs - p.x, ys - p.y
-    u = dx * np.cos(pa) + dy * np.sin(pa)
-    v = (-dx * np.sin(pa) + dy * np.cos(pa)) / p.q
-    return np.hypot(u, v), np.arctan2(v, u)
+    dx, dy = (xs - p.x)[0], (ys - p.y)[:, 0]
+    shape = (dy.shape[0], dx.shape[0])
+    u, v, r = np.empty(shape), np.empty(shape), np.empty(shape)
+    kernels.disc_frame(dx * np.cos(pa), -dx * np.sin(pa), dy * np.cos(pa), dy * np.sin(pa), float(p.q), u, v, r)
+    return r, (np.arctan2(v, u, out=v) if azimuth else None)
 
 
 def _to_sky(p: Lookalike, r: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -87,42 +90,54 @@ def _to_sky(p: Lookalike, r: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, n
     return p.x + u * np.cos(pa) - v * np.sin(pa), p.y + u * np.sin(pa) + v * np.cos(pa)
 
 
-def _spiral_offset(p: Lookalike, r: np.ndarray, phi: np.ndarray, arm: int) -> np.ndarray:
-    """Azimuth (radian, wrapped) from arm ``arm``: r = r_in exp(tan(pitch) (phi - phi_arm))."""
-    r_in = _SPIRAL_INNER * p.radius
-    phi_arm = np.deg2rad(p.phase_deg) + 2 * np.pi * arm / p.arms
-    return _wrap(phi - phi_arm - np.log(np.maximum(r, 1e-6) / r_in) / np.tan(np.deg2rad(p.pitch_deg)))
+def _radial(r: np.ndarray, centre: float, width: float) -> np.ndarray:
+    """exp(-0.5 ((r - centre) / width)^2): a Gaussian cross-section of sigma ``width`` arcsec."""
+    t = np.empty_like(r)
+    kernels.radial_exponent(r, float(centre), float(width), t)
+    return np.exp(t, out=t)
 
 
 def smooth_profile(p: Lookalike, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """Un-normalised surface brightness of the smooth part at sky points (xs, ys) arcsec."""
-    r, phi = _frame(p, xs, ys)
+    """Un-normalised surface brightness of the smooth part at sky points (xs, ys) arcsec (arrays
+    that broadcast to the grid: a row of x and a column of y, or two full grids)."""
+    r, phi = _frame(p, xs, ys, azimuth=p.kind != "ring")
     w = p.width
     if p.kind in ("ring", "partial_ring"):
-        prof = np.exp(-0.5 * ((r - p.radius) / w) ** 2)
+        prof = _radial(r, p.radius, w)
         if p.kind == "partial_ring":
-            prof = prof * _window(phi, np.deg2rad(p.phase_deg), np.deg2rad(p.span_deg))
+            prof *= _window(phi, np.deg2rad(p.phase_deg), np.deg2rad(p.span_deg))
         return prof
     if p.kind == "spiral":
         r_in = _SPIRAL_INNER * p.radius
-        envelope = np.where(r < r_in, np.exp(-0.5 * ((r - r_in) / w) ** 2), 1.0)
-        envelope = envelope * np.where(r > p.radius, np.exp(-0.5 * ((r - p.radius) / w) ** 2), 1.0)
+        envelope = np.where(r < r_in, _radial(r, r_in, w), 1.0)
+        envelope *= np.where(r > p.radius, _radial(r, p.radius, w), 1.0)
         sin_pitch = np.sin(np.deg2rad(p.pitch_deg))
-        arms = sum(np.exp(-0.5 * (r * _spiral_offset(p, r, phi, k) * sin_pitch / w) ** 2) for k in range(p.arms))
-        return envelope * arms
+        # the arms' winding log(r / r_in) / tan(pitch) is the same for every arm: once
+        winding = np.log(np.maximum(r, 1e-6) / r_in)
+        winding /= np.tan(np.deg2rad(p.pitch_deg))
+        arms, arm = None, np.empty_like(r)
+        for k in range(p.arms):  # r = r_in exp(tan(pitch) (phi - phi_arm)) for arm k
+            phi_arm = np.deg2rad(p.phase_deg) + 2 * np.pi * k / p.arms
+            kernels.spiral_exponent(phi, winding, r, float(phi_arm), float(sin_pitch), float(w), arm)
+            np.exp(arm, out=arm)
+            arms = arm.copy() if arms is None else np.add(arms, arm, out=arms)
+        envelope *= arms
+        return envelope
     if p.kind == "shells":
-        prof = np.zeros_like(r)
+        prof, edge = np.zeros_like(r), np.empty_like(r)
         for k in range(p.arms):
             rk = p.radius * _SHELL_STEP**k
-            edge = np.where(r <= rk, np.exp(-(rk - r) / (3.0 * w)), np.exp(-0.5 * ((r - rk) / w) ** 2))
-            prof += edge * _window(phi, np.deg2rad(p.phase_deg) + np.pi * k, np.deg2rad(p.span_deg))
+            kernels.shell_exponent(r, float(rk), float(w), edge)  # inside: exponential; outside: Gaussian fall-off
+            np.exp(edge, out=edge)
+            edge *= _window(phi, np.deg2rad(p.phase_deg) + np.pi * k, np.deg2rad(p.span_deg))
+            prof += edge
         return prof
     raise PhysicsError(f"unknown look-alike kind {p.kind!r}; kinds are {list(KINDS)}", field="lookalike_kind")
 
 
 def clump_positions(p: Lookalike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x, y arcsec, relative weight) of the clumps, drawn from ``p.seed`` on the structure."""
-    rng = np.random.Generator(np.random.PCG64(int(p.seed)))
+    rng = np.random.Generator(np.random.PCG64(TaskSeed((int(p.seed),))))  # = PCG64(seed)
     n = p.clumps
     weight = rng.uniform(0.5, 1.5, n)
     t = rng.uniform(0.0, 1.0, n)
@@ -140,6 +155,29 @@ def clump_positions(p: Lookalike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         r, phi = np.full(n, p.radius), phase + (t - 0.5) * np.deg2rad(p.span_deg)
     x, y = _to_sky(p, r, phi)
     return x, y, weight
+
+
+def _clumps(xs: np.ndarray, ys: np.ndarray, cx: np.ndarray, cy: np.ndarray, wt: np.ndarray, sig: float) -> np.ndarray:
+    """Sum of the clumps' Gaussians (sigma ``sig`` arcsec, peak ``wt``) on the grid of the row
+    ``xs`` [1, nx] and column ``ys`` [ny, 1] (arcsec), float64 [ny, nx].
+
+    Each Gaussian is evaluated only on the rows and columns where its exponent is above -750:
+    beyond, exp underflows to exactly 0 (below -745.2), so the sum is the full grid's, bit for bit.
+    The exponents of every clump go through one numpy exp (packed), the sum in clump order.
+    """
+    knots = np.zeros((ys.shape[0], xs.shape[1]))
+    reach = np.sqrt(2 * _EXP_ZERO) * sig
+    x1, y1 = np.ascontiguousarray(xs[0]), np.ascontiguousarray(ys[:, 0])
+    windows = np.empty((len(cx), 4), np.int64)
+    windows[:, 0:2] = np.searchsorted(y1, np.stack([cy - reach, cy + reach], axis=1))
+    windows[:, 2:4] = np.searchsorted(x1, np.stack([cx - reach, cx + reach], axis=1))
+    size = int(((windows[:, 1] - windows[:, 0]) * (windows[:, 3] - windows[:, 2])).sum())
+    if size == 0:
+        return knots
+    values = np.empty(size)
+    kernels.clump_exponents(x1, y1, np.asarray(cx, np.float64), np.asarray(cy, np.float64), float(sig**2), windows, values)
+    kernels.add_clumps(np.exp(values, out=values), np.asarray(wt, np.float64), windows, knots)
+    return knots
 
 
 def lookalike_unit(p: Lookalike, size: int, pixel_scale: float, supersampling: int) -> np.ndarray:
@@ -163,7 +201,7 @@ def lookalike_unit(p: Lookalike, size: int, pixel_scale: float, supersampling: i
         raise PhysicsError(f"look-alike {p.kind} lies off the stamp (centre {p.x}, {p.y} arcsec)", field="lookalike_x")
     cols = (np.arange(c0 * ss, c0e * ss) + 0.5) / ss - 0.5 - centre  # sub-pixel centres, pixel units from the stamp centre
     rows = (np.arange(c1 * ss, c1e * ss) + 0.5) / ss - 0.5 - centre
-    ys, xs = np.meshgrid(rows * pixel_scale, cols * pixel_scale, indexing="ij")
+    xs, ys = (cols * pixel_scale)[None, :], (rows * pixel_scale)[:, None]  # broadcast: one row, one column
     smooth = smooth_profile(p, xs, ys)
     total = smooth.sum()
     if not total > 0:
@@ -172,9 +210,7 @@ def lookalike_unit(p: Lookalike, size: int, pixel_scale: float, supersampling: i
     if p.clumps > 0 and p.clump_fraction > 0:
         cx, cy, wt = clump_positions(p)
         sig = 0.7 * p.width
-        knots = np.zeros_like(image)
-        for x0, y0, w0 in zip(cx, cy, wt, strict=True):
-            knots += w0 * np.exp(-0.5 * ((xs - x0) ** 2 + (ys - y0) ** 2) / sig**2)
+        knots = _clumps(xs, ys, cx, cy, wt, sig)
         ksum = knots.sum()
         if ksum > 0:
             image += knots * (p.clump_fraction / ksum)

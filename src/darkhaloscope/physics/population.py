@@ -68,7 +68,10 @@ def _comoving_table(name: str) -> tuple[np.ndarray, np.ndarray] | None:
     return z, np.asarray(c.comoving_transverse_distance(z).value, np.float64)
 
 
+@lru_cache(maxsize=8192)
 def _comoving(z: float, name: str) -> float | None:
+    """Tabulated D_M (Mpc) at ``z``, memoised: a task's lens redshift and the bank's source
+    redshifts recur on every try."""
     table = _comoving_table(name)
     if table is None or not 0.0 <= z <= Z_TABLE_MAX:
         return None
