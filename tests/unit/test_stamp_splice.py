@@ -113,7 +113,9 @@ def test_dither_2_zero_hosts_splice_exactly(tmp_path):
         back, fq = hdul[1].data.astype(np.float32), file_quant(hdul[1])
     image = np.ascontiguousarray(back[None, 0:64, 0:64])
     host = _host(image, np.ones_like(image), np.zeros((64, 64), np.int32), {"image": [fq.window(0, 0, 64)], "invvar": [None]})
-    _check_spliced(host, _painted(host, host.image + _arc(1)))
+    assert (host.image[0, 10:12] == 0.0).all() and _raw_counts(host.blob)["image"] >= 2 * 64  # the zeros are raw in the host
+    row = _painted(host, host.image + _arc(1))
+    assert _check_spliced(host, row) == _full(row)
 
 
 def test_falls_back_when_a_precondition_fails():
