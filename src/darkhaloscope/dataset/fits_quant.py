@@ -121,6 +121,32 @@ def _same(a, b):
     return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
 
 
+@numba.njit(cache=True, nogil=True)
+def dequantized(q, dither, half, scale, zero):
+    """float32 of the fpack integer ``q`` on a tile of ``scale`` and ``zero`` with the pixel's
+    ``dither`` and offset ``half`` (FITS 4.0 section 10.2; cfitsio ``imcompress.c``): the one
+    dequantisation of every format-2 and format-3 kernel."""
+    return np.float32((np.float64(q) - dither + half) * scale + zero)
+
+
+@numba.njit(cache=True, nogil=True)
+def put_addend(add8, b, sy, sx, a, fword, uword):
+    """Store float32 ``a`` as its four little-endian bytes at (b, sy, sx) of the byte planes
+    ``add8`` uint8 [4, B, S, S]; ``fword`` is a one-number float32 scratch, ``uword`` its uint32 view."""
+    fword[0] = a
+    u = uword[0]
+    for w in range(4):
+        add8[w, b, sy, sx] = (u >> (8 * w)) & 0xFF
+
+
+@numba.njit(cache=True, nogil=True)
+def get_addend(add8, b, sy, sx, word, as_float):
+    """The float32 stored by :func:`put_addend` at (b, sy, sx); ``word`` is a one-number uint32
+    scratch, ``as_float`` its float32 view."""
+    word[0] = np.uint32(add8[0, b, sy, sx]) | (np.uint32(add8[1, b, sy, sx]) << 8) | (np.uint32(add8[2, b, sy, sx]) << 16) | (np.uint32(add8[3, b, sy, sx]) << 24)
+    return as_float[0]
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _columns(g, s1):
     """Per stamp column: (tile column, column in tile, tile width, scale/zero column)."""
@@ -219,7 +245,7 @@ def encode_plane_kernel(base, values, vector, randoms):
                     qi = np.floor((np.float64(bv) - z) / sc + d - half + 0.5)  # the nearest integer
                     ok = abs(qi) < 2.0**52
                 if ok:
-                    back = np.float32((qi - d + half) * sc + z)
+                    back = dequantized(qi, d, half, sc, z)
                     a = np.float32(v - back)
                     ok = _same(back, bv) and _same(np.float32(back + a), v)
                 if ok:
@@ -274,10 +300,7 @@ def encode_plane_kernel(base, values, vector, randoms):
                 j = stored[b, sy, sx]
                 for w in range(min(width, 4)):
                     q8[w, b, sy, sx] = (j >> (8 * w)) & 0xFF
-                fword[0] = addend[b, sy, sx]
-                u = uword[0]
-                for w in range(4):
-                    add8[w, b, sy, sx] = (u >> (8 * w)) & 0xFF
+                put_addend(add8, b, sy, sx, addend[b, sy, sx], fword, uword)
                 acc = (acc << 1) | (1 if raw[b, sy, sx] else 0)
                 i += 1
                 if i % 8 == 0:
@@ -309,8 +332,7 @@ def dequantize_plane(q8, add8, rawbits, vector, randoms, out):
                 u = np.int64(0)
                 for w in range(width):
                     u |= np.int64(q8[w, b, sy, sx]) << (8 * w)
-                word[0] = np.uint32(add8[0, b, sy, sx]) | (np.uint32(add8[1, b, sy, sx]) << 8) | (np.uint32(add8[2, b, sy, sx]) << 16) | (np.uint32(add8[3, b, sy, sx]) << 24)
-                a = as_float[0]
+                a = get_addend(add8, b, sy, sx, word, as_float)
                 if predictor == 1:
                     prev += (u >> 1) ^ -(u & 1)  # zigzag -> signed difference
                     u = prev
@@ -320,6 +342,6 @@ def dequantize_plane(q8, add8, rawbits, vector, randoms, out):
                     out[b, sy, sx] = a
                     continue
                 c = cols[3, sx]
-                back = np.float32((np.float64(u + lo) - dither[sy, sx] + half) * g[_HEADER + r * ntx + c] + g[_HEADER + nty * ntx + r * ntx + c])
+                back = dequantized(u + lo, dither[sy, sx], half, g[_HEADER + r * ntx + c], g[_HEADER + nty * ntx + r * ntx + c])
                 out[b, sy, sx] = np.float32(back + a)
     return pos

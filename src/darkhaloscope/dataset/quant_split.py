@@ -16,6 +16,9 @@ and the float32 added to the host (the arc and its noise; 0 for a host or contro
 
 ``vector`` is the plane's grid vector as format 2 lays it out (per band ``[0]`` for a raw band or
 ``[n, 0, *QuantGrid.to_vector(0)]``), so ``stamp.grids_from_vector`` reads it unchanged.
+The dequantisation and the addend byte planes are ``fits_quant``'s (:func:`~.fits_quant.dequantized`,
+``put_addend``, ``get_addend``), compiled into these kernels: after editing ``fits_quant.py`` clear
+this file's numba cache (``__pycache__/quant_split*``) too.
 Units: those of the plane (nanomaggies for images, 1/nanomaggy^2 for invvar).
 """
 
@@ -24,9 +27,22 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .fits_quant import _HEADER, _same, band_grid
+from .fits_quant import _HEADER, _same, band_grid, dequantized, get_addend, put_addend
 
 _I32_MAX = 2**31 - 1
+
+
+@numba.njit(cache=True, nogil=True)
+def kept_addend(back, v):
+    """(addend float32, kept?) of value ``v`` over a host pixel that came back as ``back`` from
+    its integer: ``v - back`` when ``back + (v - back)`` gives ``v`` bit for bit, else ``v``
+    itself with kept false (the pixel is stored raw). Shared by :func:`split_plane_kernel` and
+    ``v3_kernels.splice_addends``, which must agree to the bit."""
+    if np.isfinite(v):
+        a = np.float32(v - back)
+        if _same(np.float32(back + a), v):
+            return a, True
+    return v, False
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -61,23 +77,16 @@ def split_plane_kernel(base, values, vector, randoms):
                     if sc > 0.0 and np.isfinite(bv):
                         qi = np.floor((np.float64(bv) - z) / sc + d - half + 0.5)  # the nearest integer
                         if -_I32_MAX - 1 <= qi <= _I32_MAX:
-                            back = np.float32((qi - d + half) * sc + z)
+                            back = dequantized(qi, d, half, sc, z)
                             host_ok = _same(back, bv)
                             if host_ok:
                                 prev = np.int64(qi)
                                 kept += 1
-                                if np.isfinite(v):
-                                    a = np.float32(v - back)
-                                    value_ok = _same(np.float32(back + a), v)
-                                    if not value_ok:
-                                        a = v
+                                a, value_ok = kept_addend(back, v)
                 ints[b, sy, sx] = prev
                 if not value_ok:
                     bits[b, i >> 3] |= np.uint8(1 << (7 - (i & 7)))
-                fword[0] = a
-                u = uword[0]
-                for w in range(4):
-                    add8[w, b, sy, sx] = (u >> (8 * w)) & 0xFF
+                put_addend(add8, b, sy, sx, a, fword, uword)
                 i += 1
         if grid and kept == 0:  # nothing on the grid: the band is raw (as format 2 records it)
             vector[pos + 1] = 0.0
@@ -102,15 +111,14 @@ def join_plane_kernel(ints, add8, rawbits, vector, randoms, out):
         for sy in range(s0):
             r = (oy + sy) // th - ty0
             for sx in range(s1):
-                word[0] = np.uint32(add8[0, b, sy, sx]) | (np.uint32(add8[1, b, sy, sx]) << 8) | (np.uint32(add8[2, b, sy, sx]) << 16) | (np.uint32(add8[3, b, sy, sx]) << 24)
-                a = as_float[0]
+                a = get_addend(add8, b, sy, sx, word, as_float)
                 is_raw = (rawbits[b, i >> 3] >> (7 - (i & 7))) & 1
                 i += 1
                 if not grid or is_raw:
                     out[b, sy, sx] = a
                     continue
                 c = cols[3, sx]
-                back = np.float32((np.float64(ints[b, sy, sx]) - dither[sy, sx] + half) * g[_HEADER + r * ntx + c] + g[_HEADER + nty * ntx + r * ntx + c])
+                back = dequantized(ints[b, sy, sx], dither[sy, sx], half, g[_HEADER + r * ntx + c], g[_HEADER + nty * ntx + r * ntx + c])
                 out[b, sy, sx] = np.float32(back + a)
     return pos
 

@@ -25,8 +25,8 @@ import numba
 import numpy as np
 
 from ..survey.rice_box import BLOCK, PAD, rice_ints
-from .fits_quant import _same
-from .quant_split import from_rice_output, join_plane_kernel
+from .fits_quant import put_addend
+from .quant_split import from_rice_output, join_plane_kernel, kept_addend
 
 SPLICE_OK, SPLICE_NOT_A_HOST, SPLICE_AMBIGUOUS = 0, 1, 2  # splice_addends status codes
 # decode_plane_kernel status codes (with a detail: numbers used, a band, or numbers too many)
@@ -125,18 +125,11 @@ def splice_addends(host, values, host_add8, host_bits, add8, bits):
                 if kept:
                     if host_add8[0, b, sy, sx] | host_add8[1, b, sy, sx] | host_add8[2, b, sy, sx] | host_add8[3, b, sy, sx]:
                         return SPLICE_NOT_A_HOST
-                    if np.isfinite(v):
-                        a = np.float32(v - bv)
-                        value_ok = _same(np.float32(bv + a), v)
-                        if not value_ok:
-                            a = v
+                    a, value_ok = kept_addend(bv, v)
                 elif bv == 0.0 and math.copysign(1.0, bv) < 0.0:
                     return SPLICE_AMBIGUOUS
                 if not value_ok:
                     bits[b, i >> 3] |= np.uint8(1 << (7 - (i & 7)))
-                fword[0] = a
-                u = uword[0]
-                for w in range(4):
-                    add8[w, b, sy, sx] = (u >> (8 * w)) & 0xFF
+                put_addend(add8, b, sy, sx, a, fword, uword)
                 i += 1
     return SPLICE_OK
