@@ -143,15 +143,30 @@ def _stream_key(stream: str) -> int:
     return int.from_bytes(hashlib.blake2b(stream.encode(), digest_size=4).digest(), "little")
 
 
+def _entropy_words(values: tuple[int, ...]) -> np.ndarray:
+    """The uint32 words ``np.random.SeedSequence`` makes of a list of non-negative ints (each one
+    little-endian in 32-bit words, 0 -> one zero word; numpy/random/bit_generator.pyx
+    ``_coerce_to_uint32_array``, numpy 2.3): given as this array, SeedSequence takes its copy
+    fast path and mixes the very same pool (tests/unit/test_ids.py compares the draws)."""
+    words = []
+    for value in values:
+        v = int(value)
+        if v < 0:
+            raise ValueError(f"random stream entropy must be non-negative integers, got {value}")
+        words.append(v & 0xFFFFFFFF)
+        v >>= 32
+        while v > 0:
+            words.append(v & 0xFFFFFFFF)
+            v >>= 32
+    return np.array(words, np.uint32)
+
+
 def task_rng(seed: int, task_id: int, stream: str = "inject") -> np.random.Generator:
     """The random generator of one task: seeded by (global seed, task_id, named stream), i.e.
-    ``PCG64(SeedSequence([seed, task_id, blake2b_32(stream)]))``, its state computed by
-    :class:`darkhaloscope.seeding.TaskSeed` (numpy's algorithm, tested equal, ~3x cheaper).
+    ``SeedSequence([seed, task_id, blake2b_32(stream)])`` (its entropy passed as uint32 words).
 
     Named streams (``"lens"``, ``"source"``, ``"noise"`` ...) are independent, so adding a draw
     to one stage never changes the draws of another.
     """
-    # imported here: seeding compiles with numba, which task planning need not import
-    from .seeding import TaskSeed
-
-    return np.random.Generator(np.random.PCG64(TaskSeed((seed, task_id, _stream_key(stream)))))
+    words = _entropy_words((seed, task_id, _stream_key(stream)))
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(words)))

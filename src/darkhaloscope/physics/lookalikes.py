@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PhysicsError
-from ..seeding import TaskSeed
 from . import lookalike_kernels as kernels
 
 KINDS = ("ring", "partial_ring", "spiral", "shells")
@@ -137,7 +136,7 @@ def smooth_profile(p: Lookalike, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
 
 def clump_positions(p: Lookalike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x, y arcsec, relative weight) of the clumps, drawn from ``p.seed`` on the structure."""
-    rng = np.random.Generator(np.random.PCG64(TaskSeed((int(p.seed),))))  # = PCG64(seed)
+    rng = np.random.Generator(np.random.PCG64(int(p.seed)))
     n = p.clumps
     weight = rng.uniform(0.5, 1.5, n)
     t = rng.uniform(0.0, 1.0, n)
