@@ -9,7 +9,10 @@ import argparse
 import logging
 import sys
 
-from darkhaloscope.spark import stage as commands
+from darkhaloscope.spark.worker_memory import set_worker_env
+
+set_worker_env()  # before pyarrow loads (spark/worker_memory.py)
+from darkhaloscope.spark import stage as commands  # noqa: E402
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -14,6 +14,7 @@ import sys
 
 from ._version import code_version
 from .errors import DarkHaloScopeError
+from .spark.worker_memory import set_worker_env
 
 # verb -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if top_args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    set_worker_env()  # before the verb's module imports pyarrow (spark/worker_memory.py)
     module = importlib.import_module(COMMANDS[verb][0])
     parser = argparse.ArgumentParser(prog=f"darkhaloscope {verb}", description=COMMANDS[verb][1])
     module.add_arguments(parser)

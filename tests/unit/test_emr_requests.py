@@ -72,6 +72,7 @@ def test_run_job_flow_matches_the_emr_model(cfg, layout):
         assert f"spark.archives={layout.env_archive}#environment" in args
         assert "spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python" in args
         assert "spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python" in args
+        assert "spark.executorEnv.MIMALLOC_PURGE_DELAY=-1" in args  # workers keep freed memory (spark/worker_memory.py)
         assert args[args.index("--py-files") + 1] == layout.code_zip
         assert args[args.index("--files") + 1] == layout.config
         # the job reads the config shipped with --files from its working directory

@@ -25,6 +25,7 @@ from botocore.validate import ParamValidator
 
 from ..config import Config, config_hash
 from ..errors import ConfigError
+from ..spark.worker_memory import spark_executor_env
 from .layout import RunLayout
 
 ARCHIVE_PYTHON = "./environment/bin/python"
@@ -75,6 +76,7 @@ def spark_confs(cfg: Config, layout: RunLayout, serverless: bool) -> list[tuple[
         # shard names are deterministic: a speculative duplicate would race on the same file
         ("spark.speculation", "false"),
     ]
+    confs += spark_executor_env()  # the Python workers keep freed memory (spark/worker_memory.py)
     return confs
 
 

@@ -39,6 +39,7 @@ from ..dataset.writer import DatasetError, ShardWriter, WriterSettings, read_foo
 from ..errors import CatalogError, redact
 from ..survey import remote
 from .host_rows import finish_host_row, make_host_row
+from .worker_memory import retain_freed_memory
 
 log = logging.getLogger("darkhaloscope.generate")
 
@@ -278,6 +279,7 @@ def process_partition(index: int, tasks: Iterable[Mapping[str, Any]], ctx: JobCo
     """Make and write the shards of partition ``index``; one summary dict per non-empty split:
     ``split, partition, rows, bytes, sha256, n_failed, n_not_ok, seconds, skipped``."""
     _ensure_logging()
+    retain_freed_memory()  # once per worker process (spark/worker_memory.py)
     t0 = time.perf_counter()
     tasks = sorted(tasks, key=lambda t: int(t["task_id"]))
     for a, b in zip(tasks, tasks[1:], strict=False):

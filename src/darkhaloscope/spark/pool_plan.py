@@ -34,6 +34,7 @@ from ..dataset.storage import StorageOptions, filesystem_for, join
 from ..errors import CatalogError, DatasetError, redact
 from .partition import JobContext, process_partition
 from .tasks_input import hive_values, partition_of, read_task_file
+from .worker_memory import retain_freed_memory
 
 PAINTED_WEIGHT = 2.0  # cost of a painted-role row relative to a control's (ordering only)
 _KEY_COLUMNS = ("brickname", "split", "role")
@@ -115,6 +116,7 @@ def host_table_units(hosts: str, files: list[str], n_partitions: int, options: S
 def run_unit(unit: Unit, ctx: JobContext, check_roles: bool) -> list[dict]:
     """Worker side: the unit's tasks (its files read here, checked to belong to the unit, plus
     the rows shipped with it) -> :func:`~.partition.process_partition` (sorts them by task_id)."""
+    retain_freed_memory()  # before the unit's files are read (spark/worker_memory.py)
     tasks: list[Mapping[str, Any]] = list(unit.rows)
     n = ctx.cfg.generate.n_partitions
     for url in unit.files:

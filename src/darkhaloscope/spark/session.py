@@ -10,6 +10,8 @@ import os
 import sys
 from typing import Any
 
+from .worker_memory import spark_executor_env
+
 
 def get_spark(app_name: str = "darkhaloscope", master: str | None = None, conf: dict[str, Any] | None = None):
     """A SparkSession; ``master`` e.g. ``local[2]`` for tests, None to keep the cluster's."""
@@ -31,6 +33,8 @@ def get_spark(app_name: str = "darkhaloscope", master: str | None = None, conf: 
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
             .config("spark.python.worker.reuse", "true")
         )
+    for key, value in spark_executor_env():  # the Python workers keep freed memory (spark/worker_memory.py)
+        builder = builder.config(key, value)
     for key, value in (conf or {}).items():
         builder = builder.config(key, str(value))
     spark = builder.getOrCreate()
