@@ -17,9 +17,11 @@ task (largest first) that reads its own file: no shuffle of the stamp blobs (poo
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import multiprocessing as mp
+import multiprocessing.pool
 import os
 import re
 import threading
@@ -170,10 +172,15 @@ def _spark_error(exc: BaseException) -> BaseException:
 
 def run_multiprocessing(cfg: Config, tasks: str, bricks: str, bank: str, out: str, resume: bool = False,
                         options: StorageOptions | None = None, processes: int | None = None, *,
-                        task_fn: TaskFn | None = None, kind: str = "generate", hosts: str = "") -> dict:
+                        task_fn: TaskFn | None = None, kind: str = "generate", hosts: str = "",
+                        pool: mp.pool.Pool | None = None) -> dict:
     """The same job without Spark: the parent plans the work units (partitions, or from a host
     table partitions' splits; :mod:`.pool_plan`), a process pool runs
-    :func:`~.partition.process_partition` on each, the parent finalises."""
+    :func:`~.partition.process_partition` on each, the parent finalises.
+
+    ``pool``: a fork-context pool of an earlier job to run on (left open), e.g. several recipes
+    over one host table; its workers have loaded the kernels and the bank and touched their
+    memory once, as a reused Spark Python worker has. Else a pool of ``processes`` is forked here."""
     from tqdm import tqdm
 
     t0 = time.perf_counter()
@@ -183,9 +190,9 @@ def run_multiprocessing(cfg: Config, tasks: str, bricks: str, bank: str, out: st
     # separate units (no brick shared between them); largest units first (spark/pool_plan.py)
     units = _host_units(ctx, files) or plan_units(files, cfg.generate.n_partitions, ctx.options, check_roles, by_split=bool(hosts))
     summaries: list[dict] = []
-    with mp.get_context("fork").Pool(processes or mp.cpu_count()) as pool:
-        jobs = [(u, ctx, check_roles) for u in units]
-        for part in tqdm(pool.imap_unordered(_run_unit_star, jobs), total=len(jobs), desc=f"{kind} units", unit="unit", disable=None):
+    jobs = [(u, ctx, check_roles) for u in units]
+    with contextlib.nullcontext(pool) if pool is not None else mp.get_context("fork").Pool(processes or mp.cpu_count()) as workers:
+        for part in tqdm(workers.imap_unordered(_run_unit_star, jobs), total=len(jobs), desc=f"{kind} units", unit="unit", disable=None):
             summaries.extend(part)
     return finalize(ctx, summaries, n_tasks, inputs, time.perf_counter() - t0, runner="multiprocessing")
 
