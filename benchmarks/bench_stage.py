@@ -9,15 +9,20 @@ own per-partition function (the Spark runner adds the same fixed JVM overhead to
   bytes / rows: the target is <= 24 KB), ``host_table_bytes_per_quantised_stamp`` (the same
   for the stamps inside one brick file, not stitched), ``stage_survey_bytes_per_stamp`` (brick bytes read);
 - ``generate --hosts`` on that host table: ``generate_from_hosts_core_ms_per_stamp`` (wall x
-  cores / stamps) and ``generate_from_hosts_cpu_ms_per_stamp``; target: at most the seeds'
-  render alone per stamp (``seed_reference_ms_per_stamp`` of ``bench_physics``, same run);
+  cores / stamps) and ``generate_from_hosts_cpu_ms_per_stamp``: the second of two jobs on one
+  pool of a fresh driver with the CLI's environment, so the workers have loaded the kernels and
+  faulted their memory in, as reused Spark Python workers have (the first job on the fresh pool:
+  ``generate_from_hosts_first_job_core_ms_per_stamp``); target: at most
+  the seeds' render alone per stamp (``seed_reference_ms_per_stamp`` of ``bench_physics``, same run);
   and in one process, stage by stage, ``generate_from_hosts_{read,cutout_inject,encode,write,row}_ms_per_stamp``
   (also ``..._without_arc``: the production layout, ``render.write_arc`` false);
   ``worker_cold_import_open_s`` and ``worker_cold_first_rows_s``: CPU seconds a fresh Python
   process spends on imports + opening the bank, and on the first row of each role (compiled
   kernels loaded from numba's cache, the astropy cosmology table): once per Spark Python worker
-  (reused across partitions), so it amortises in production; the timed pool forks from this
-  warm process and pays only what the bench has not loaded yet (the host-stamp decoder);
+  (reused across partitions), so it amortises in production (a worker makes ~10^5 rows);
+  ``generate_from_hosts_retain_{on,off}_{cpu_ms,sys_ms,page_faults}_per_stamp`` and
+  ``..._max_rss_mb``: the whole job in one fresh process with the workers' memory retention
+  (spark/worker_memory.py) on and off;
 - ``stage`` over a loopback HTTP mirror of the bricks with Range support (``HTTP_TASKS`` tasks):
   ``stage_http_bytes_per_stamp`` (HTTP body bytes per stamp) and ``stage_http_requests_per_stamp``.
 
@@ -35,6 +40,7 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import yaml
 
 HERE = Path(__file__).resolve().parent
 CORES = 2
@@ -127,21 +133,113 @@ print(c1 - c0, time.process_time() - c1)
 """
 
 
-def _cold_worker(cfg, hosts: str, bank: str, out: Path) -> dict:
+def _cold_worker(cfgfile: Path, hosts: str, bank: str) -> dict:
     """One-off CPU seconds of a fresh Python process before it makes rows at full speed (what a
-    Spark Python worker or a cold pool worker pays once; the timed pool above forks from this
-    warm bench process): imports + opening the bank, then the first row of each role."""
+    Spark Python worker or a cold pool worker pays once): imports + opening the bank, then the
+    first row of each role."""
     import subprocess
 
-    import yaml
-
-    from darkhaloscope.config import config_to_dict
-
-    cfgfile = out / "cold_worker.yaml"
-    cfgfile.write_text(yaml.safe_dump(config_to_dict(cfg)))
     got = subprocess.run([sys.executable, "-c", _COLD_WORKER, str(cfgfile), hosts, bank], capture_output=True, text=True, check=True)
     imports, first_rows = (float(v) for v in got.stdout.split()[-2:])
     return {"worker_cold_import_open_s": imports, "worker_cold_first_rows_s": first_rows}
+
+
+# the timed generate: a fresh driver with the CLI's environment (spark/worker_memory.py) forks a
+# pool, runs the job once on it (the workers load the kernels and the bank and fault their memory
+# in: the once-per-worker cost, worker_cold_*), then the timed job on the same pool, as Spark
+# reuses its Python workers; CPU of the driver and its workers from /proc (the pool stays open)
+_TIMED_GENERATE = """
+import logging, multiprocessing as mp, os, sys, time
+logging.disable(logging.INFO)
+from darkhaloscope.spark.worker_memory import set_worker_env
+set_worker_env()
+import yaml
+from darkhaloscope.config import config_from_dict
+from darkhaloscope.spark.job import run_multiprocessing
+cfg = config_from_dict(yaml.safe_load(open(sys.argv[1])))
+hosts, bank, out, cores = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+def cpu(pids):
+    ticks = 0
+    for pid in pids:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+t0 = time.perf_counter()
+with mp.get_context("fork").Pool(cores) as pool:
+    run_multiprocessing(cfg, "", "", bank, out + "_first", hosts=hosts, pool=pool)
+    first = time.perf_counter() - t0
+    pids = [os.getpid()] + [p.pid for p in pool._pool]
+    t0, c0 = time.perf_counter(), cpu(pids)
+    g = run_multiprocessing(cfg, "", "", bank, out, hosts=hosts, pool=pool)
+    wall, used = time.perf_counter() - t0, cpu(pids) - c0
+print(first, wall, used, g["rows"], g["survey_bytes"])
+"""
+
+
+def _timed_generate(cfgfile: Path, hosts: str, bank: str, work: Path) -> dict:
+    """``generate --hosts`` on a warm ``CORES``-process pool of a fresh driver (:data:`_TIMED_GENERATE`):
+    core ms (wall x cores) and CPU ms (driver + workers) per stamp; and the core ms of the first
+    job on the fresh pool (the workers' one-off costs included: what a job this small pays)."""
+    import subprocess
+
+    got = subprocess.run([sys.executable, "-c", _TIMED_GENERATE, str(cfgfile), hosts, bank, str(work / "rows"), str(CORES)],
+                         capture_output=True, text=True, check=True)
+    first, wall, cpu, rows, survey_bytes = (float(v) for v in got.stdout.split()[-5:])
+    return {
+        "generate_from_hosts_first_job_core_ms_per_stamp": 1e3 * first * CORES / rows,
+        "generate_from_hosts_core_ms_per_stamp": 1e3 * wall * CORES / rows,
+        "generate_from_hosts_cpu_ms_per_stamp": 1e3 * cpu / rows,
+        "generate_from_hosts_survey_bytes": survey_bytes,
+    }
+
+
+_ONE_PROCESS_JOB = """
+import resource, shutil, sys, time, logging
+logging.disable(logging.INFO)
+from darkhaloscope.config import config_from_dict
+import yaml
+from darkhaloscope.spark import job
+from darkhaloscope.spark.pool_plan import run_unit
+cfg = config_from_dict(yaml.safe_load(open(sys.argv[1])))
+hosts, bank, out = sys.argv[2], sys.argv[3], sys.argv[4]
+def once():
+    shutil.rmtree(out, ignore_errors=True)
+    ctx, files, n_tasks, inputs = job._prepare(cfg, "", "", bank, out, False, None, None, "generate", hosts)
+    summaries = [s for u in job._host_units(ctx, files) for s in run_unit(u, ctx, True)]
+    job.finalize(ctx, summaries, n_tasks, inputs, 0.0, "bench")
+    return n_tasks
+once()  # kernels, bank, cosmology table
+r0 = resource.getrusage(resource.RUSAGE_SELF)
+n = once()
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))  # kB, this process only
+print(1e3 * cpu / n, 1e3 * (r1.ru_stime - r0.ru_stime) / n, (r1.ru_minflt - r0.ru_minflt) / n, hwm / 1024)
+"""
+
+
+def _retention(cfgfile: Path, hosts: str, bank: str, out: Path) -> dict:
+    """The whole generate-from-hosts job in one fresh process (every shard, in order, after a
+    warm-up pass), with the workers' memory retention (spark/worker_memory.py) on and off: CPU ms,
+    system CPU ms and minor page faults per row, and the process's peak RSS (MB)."""
+    import subprocess
+
+    from darkhaloscope.spark.worker_memory import SWITCH, WORKER_ENV
+
+    figures = {}
+    for state in ("on", "off"):
+        env = dict(os.environ, **{SWITCH: "1" if state == "on" else "0"})
+        for key, value in WORKER_ENV.items():
+            if state == "on":
+                env[key] = value
+            else:
+                env.pop(key, None)
+        got = subprocess.run([sys.executable, "-c", _ONE_PROCESS_JOB, str(cfgfile), hosts, bank, str(out / f"retain_{state}")],
+                             capture_output=True, text=True, check=True, env=env)
+        cpu, sys_cpu, faults, rss = (float(v) for v in got.stdout.split()[-4:])
+        figures.update({f"generate_from_hosts_retain_{state}_cpu_ms_per_stamp": cpu, f"generate_from_hosts_retain_{state}_sys_ms_per_stamp": sys_cpu,
+                        f"generate_from_hosts_retain_{state}_page_faults_per_stamp": faults, f"generate_from_hosts_retain_{state}_max_rss_mb": rss})
+    return figures
 
 
 def _self_and_children_cpu() -> float:
@@ -156,9 +254,8 @@ def _self_and_children_cpu() -> float:
 
 
 def run(cfg, out_dir) -> dict:
-    from darkhaloscope.config import replace
+    from darkhaloscope.config import config_to_dict, replace
     from darkhaloscope.spark import stage
-    from darkhaloscope.spark.job import run_multiprocessing
 
     gen = _sibling("bench_generate")
     out = Path(out_dir)
@@ -181,17 +278,12 @@ def run(cfg, out_dir) -> dict:
         "stage_bench_stamps": n,
     })
 
-    run_multiprocessing(cfg, "", "", inputs["bank"], str(work / "warm"), processes=CORES, hosts=s["dataset"])  # numba caches, bank
-    t0, c0 = time.perf_counter(), _self_and_children_cpu()
-    g = run_multiprocessing(cfg, "", "", inputs["bank"], str(work / "rows"), processes=CORES, hosts=s["dataset"])
-    wall, cpu = time.perf_counter() - t0, _self_and_children_cpu() - c0
-    figures.update({
-        "generate_from_hosts_core_ms_per_stamp": 1e3 * wall * CORES / g["rows"],
-        "generate_from_hosts_cpu_ms_per_stamp": 1e3 * cpu / g["rows"],
-        "generate_from_hosts_survey_bytes": g["survey_bytes"],
-    })
+    cfgfile = work / "config.yaml"
+    cfgfile.write_text(yaml.safe_dump(config_to_dict(cfg)))
+    figures.update(_timed_generate(cfgfile, s["dataset"], inputs["bank"], work))
     figures.update(_per_stamp(cfg, s["dataset"], inputs["bank"], work))
-    figures.update(_cold_worker(cfg, s["dataset"], inputs["bank"], work))
+    figures.update(_cold_worker(cfgfile, s["dataset"], inputs["bank"]))
+    figures.update(_retention(cfgfile, s["dataset"], inputs["bank"], work))
     # the production layout (configs/dr10.yaml: render.write_arc false): no arc_npz to encode and write
     no_arc = _per_stamp(replace(cfg, **{"render.write_arc": False}), s["dataset"], inputs["bank"], work)
     figures.update({f"{k}_without_arc": v for k, v in no_arc.items() if k.endswith(("encode_ms_per_stamp", "write_ms_per_stamp", "row_ms_per_stamp"))})

@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="out/bench")
     ap.add_argument("--only", nargs="*", help="run only these bench names (e.g. physics generate)")
     args = ap.parse_args(argv)
+    from darkhaloscope.spark.worker_memory import set_worker_env
+
+    set_worker_env()  # as the CLI does, before pyarrow loads (spark/worker_memory.py)
     from darkhaloscope.config import load_config
 
     cfg = load_config(args.config)
