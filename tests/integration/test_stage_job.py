@@ -126,6 +126,24 @@ def test_generate_from_hosts_equals_generate_from_bricks(spark, staged, world, t
         generate(spark, replace(cfg, **{"survey.stamp_size": 48}), "", "", world["bank"], str(tmp_path / "c"), hosts=staged["dataset"])
 
 
+def test_two_recipes_on_one_open_pool(staged, world, tmp_path):
+    """run_multiprocessing(pool=...): jobs run on the caller's fork pool, which stays open; the
+    rows are those of a job on its own pool, and a second recipe on the same warm workers gets its own rows."""
+    import multiprocessing as mp
+
+    cfg = world["cfg"]
+    own = run_multiprocessing(cfg, "", "", world["bank"], str(tmp_path / "own"), processes=2, hosts=staged["dataset"])
+    other = replace(cfg, **{"seed": cfg.seed + 1})
+    with mp.get_context("fork").Pool(2) as pool:
+        first = run_multiprocessing(cfg, "", "", world["bank"], str(tmp_path / "first"), hosts=staged["dataset"], pool=pool)
+        second = run_multiprocessing(other, "", "", world["bank"], str(tmp_path / "second"), hosts=staged["dataset"], pool=pool)
+        assert pool.apply(sum, ([1, 2],)) == 3  # still open
+    assert digests(first["dataset"]) == digests(own["dataset"])
+    assert second["rows"] == own["rows"] and digests(second["dataset"]) != digests(own["dataset"])
+    alone = run_multiprocessing(other, "", "", world["bank"], str(tmp_path / "alone"), processes=1, hosts=staged["dataset"])
+    assert digests(second["dataset"]) == digests(alone["dataset"])
+
+
 def test_stage_over_http_mirror_equals_local_and_fetches_tiles(spark, staged, world, tmp_path):
     # the mirror serves the release folder (survey-bricks.fits.gz above south/, as on the portal)
     with HttpMirror(Path(world["survey"]).parent) as mirror:
