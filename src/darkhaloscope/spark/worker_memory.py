@@ -7,8 +7,9 @@ and a shard's Arrow columns on write. With the allocators' defaults, each time s
 is freed the pages go back to the kernel (pyarrow's mimalloc purges freed pages after 10 ms;
 glibc returns blocks above ``M_MMAP_THRESHOLD`` with ``munmap`` and trims the heap top), and
 the next row faults them in again, zero-filled page by page. On this project's benchmark
-machine (a Firecracker VM) that was 3-10 page faults and 0.2-0.5 ms of system CPU per row of
-``generate --hosts``, ~12 % of the row (benchmarks/bench_stage.py, docs/DATASET.md).
+machine (a Firecracker VM) that was 6-12 page faults and 0.08-0.44 ms of system CPU per row of
+``generate --hosts``: 5-12 % of the row's CPU while faults were dear, nothing measurable while
+they were cheap (benchmarks/bench_stage.py, docs/DATASET.md).
 
 Two settings, both documented by their libraries:
 
