@@ -194,24 +194,19 @@ def _timed_generate(cfgfile: Path, hosts: str, bank: str, work: Path) -> dict:
 
 
 _ONE_PROCESS_JOB = """
-import resource, shutil, sys, time, logging
+import logging, resource, sys
+from multiprocessing.pool import ThreadPool
 logging.disable(logging.INFO)
-from darkhaloscope.config import config_from_dict
 import yaml
-from darkhaloscope.spark import job
-from darkhaloscope.spark.pool_plan import run_unit
+from darkhaloscope.config import config_from_dict
+from darkhaloscope.spark.job import run_multiprocessing
 cfg = config_from_dict(yaml.safe_load(open(sys.argv[1])))
 hosts, bank, out = sys.argv[2], sys.argv[3], sys.argv[4]
-def once():
-    shutil.rmtree(out, ignore_errors=True)
-    ctx, files, n_tasks, inputs = job._prepare(cfg, "", "", bank, out, False, None, None, "generate", hosts)
-    summaries = [s for u in job._host_units(ctx, files) for s in run_unit(u, ctx, True)]
-    job.finalize(ctx, summaries, n_tasks, inputs, 0.0, "bench")
-    return n_tasks
-once()  # kernels, bank, cosmology table
-r0 = resource.getrusage(resource.RUSAGE_SELF)
-n = once()
-r1 = resource.getrusage(resource.RUSAGE_SELF)
+with ThreadPool(1) as pool:  # the job's own path, every unit in this one process
+    run_multiprocessing(cfg, "", "", bank, out + "_first", hosts=hosts, pool=pool)  # kernels, bank, cosmology table
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    n = run_multiprocessing(cfg, "", "", bank, out, hosts=hosts, pool=pool)["rows"]
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
 cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))  # kB, this process only
 print(1e3 * cpu / n, 1e3 * (r1.ru_stime - r0.ru_stime) / n, (r1.ru_minflt - r0.ru_minflt) / n, hwm / 1024)

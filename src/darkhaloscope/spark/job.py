@@ -178,9 +178,10 @@ def run_multiprocessing(cfg: Config, tasks: str, bricks: str, bank: str, out: st
     table partitions' splits; :mod:`.pool_plan`), a process pool runs
     :func:`~.partition.process_partition` on each, the parent finalises.
 
-    ``pool``: a fork-context pool of an earlier job to run on (left open), e.g. several recipes
-    over one host table; its workers have loaded the kernels and the bank and touched their
-    memory once, as a reused Spark Python worker has. Else a pool of ``processes`` is forked here."""
+    ``pool``: a pool to run on, left open: a fork-context pool of an earlier job (e.g. several
+    recipes over one host table; its workers have loaded the kernels and the bank and touched
+    their memory once, as a reused Spark Python worker has), or a ``ThreadPool(1)`` to run every
+    unit in this process. Else a pool of ``processes`` is forked here."""
     from tqdm import tqdm
 
     t0 = time.perf_counter()
