@@ -75,6 +75,23 @@ def test_pixel_blobs_take_their_own_codec_and_every_other_column_the_shards(tmp_
     assert {meta.row_group(0).column(i).compression for i in range(meta.num_columns)} == {"GZIP"}
 
 
+def test_pixel_blobs_take_their_own_level(tmp_path):
+    """generate.blob_compression_level: zstd's fast level -1 for the blobs, gzip 1 for the rest;
+    read back unchanged, and the level reaches pyarrow (a different level, different bytes)."""
+    rows = make_rows(9, seed=4)
+    kwargs = WriterSettings("gzip", 1, 4, "zstd", -1).parquet_kwargs(STAMP_SCHEMA.names)
+    assert kwargs["compression_level"]["stamp_npz"] == -1 and kwargs["compression_level"]["arc_npz"] == -1
+    assert {v for k, v in kwargs["compression_level"].items() if k not in ("stamp_npz", "arc_npz")} == {1}
+    assert WriterSettings("gzip", 1, 4, "zstd").parquet_kwargs(STAMP_SCHEMA.names)["compression_level"]["stamp_npz"] == 1  # None: compression_level
+    for row in rows:
+        row["stamp_npz"] = np.random.default_rng(row["task_id"]).integers(0, 4, 60_000, np.uint8).tobytes()  # compressible, not trivially
+    fast = write_shard(rows, str(tmp_path / "fast.parquet"), WriterSettings("gzip", 1, 4, "zstd", -1))
+    slow = write_shard(rows, str(tmp_path / "slow.parquet"), WriterSettings("gzip", 1, 4, "zstd", 19))
+    assert fast.sha256 != slow.sha256
+    for name in ("fast", "slow"):
+        assert pq.read_table(str(tmp_path / f"{name}.parquet"))["stamp_npz"].to_pylist() == [r["stamp_npz"] for r in rows]
+
+
 def test_blob_column_is_cut_into_pages(tmp_path):
     """A row group's blob column goes out in ~1 MiB pages, not one page per row group (pyarrow's
     default batch of 1024 rows): each zstd page is one zstd frame, so count the frames' magic."""

@@ -197,3 +197,21 @@ def test_corrupt_blobs_are_named_errors():
     bad = body[:grid_start] + vec.tobytes() + body[grid_start + vec.nbytes :]
     with pytest.raises(ValueError, match="grid does not describe"):
         decode_stamp(resealed(bad))
+
+
+@pytest.mark.parametrize("bad_band", [0, 1])
+def test_a_corrupt_band_stream_is_named_when_bands_decode_in_pairs(bad_band):
+    """Bands are RICE-decoded two at a time (v3_kernels.decode_plane_kernel); a corrupt stream in
+    either band of the pair must still be reported as that band."""
+    image, invvar, grids = next(_dr6_stamps(1))  # two bands: one pair
+    blob = encode_stamp(image, invvar, np.zeros((64, 64), np.int32), grids=grids)
+    sec = _Sections(blob)
+    nb = sec.dims[0]
+    assert nb == 2
+    for name in ("image grid", *(f"band {b}" for b in range(nb)), "addends", "raw bits", "invvar grid", *(f"band {b}" for b in range(nb))):
+        sec.next(name)
+    start, stop = sec.spans[nb + 4 + bad_band]  # the invvar plane's band streams follow its grid
+    body = bytearray(blob[:-4])
+    body[start + 4 : stop] = b"\xff" * (stop - start - 4)  # after the first pixel, split code 31: impossible
+    with pytest.raises(ValueError, match=f"RICE_1 stream of invvar band {bad_band} does not decode"):
+        decode_stamp(bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))))

@@ -65,6 +65,7 @@ def build_manifest(cfg: Config, shards: Iterable[Mapping[str, Any]], inputs: Map
             "compression": cfg.generate.compression,
             "compression_level": cfg.generate.compression_level,
             "blob_compression": cfg.generate.blob_compression,  # stamp_npz, arc_npz
+            "blob_compression_level": cfg.generate.blob_compression_level,
             "row_group_rows": cfg.generate.row_group_rows,
         },
         "n_partitions": cfg.generate.n_partitions,

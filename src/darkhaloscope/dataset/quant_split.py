@@ -27,7 +27,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .fits_quant import _HEADER, _same, band_grid, dequantized, get_addend, put_addend
+from .fits_quant import _HEADER, _same, band_grid, dequantized, put_addend
 
 _I32_MAX = 2**31 - 1
 
@@ -95,34 +95,6 @@ def split_plane_kernel(base, values, vector, randoms):
     return ints, add8, bits
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def join_plane_kernel(ints, add8, rawbits, vector, randoms, out):
-    """Decode into ``out`` float32 [B, S, S]: the inverse of :func:`split_plane_kernel`.
-    Returns how many numbers of ``vector`` it used (the caller checks all were)."""
-    nb, s0, s1 = out.shape
-    dither = np.empty((s0, s1))
-    word = np.empty(1, np.uint32)
-    as_float = word.view(np.float32)
-    pos = 0
-    for b in range(nb):
-        grid, n, g, cols, half, th, oy, ty0, nty, ntx = band_grid(vector, pos, s0, s1, randoms, dither)
-        pos += 2 + n if grid else 1
-        i = 0
-        for sy in range(s0):
-            r = (oy + sy) // th - ty0
-            for sx in range(s1):
-                a = get_addend(add8, b, sy, sx, word, as_float)
-                is_raw = (rawbits[b, i >> 3] >> (7 - (i & 7))) & 1
-                i += 1
-                if not grid or is_raw:
-                    out[b, sy, sx] = a
-                    continue
-                c = cols[3, sx]
-                back = dequantized(ints[b, sy, sx], dither[sy, sx], half, g[_HEADER + r * ntx + c], g[_HEADER + nty * ntx + r * ntx + c])
-                out[b, sy, sx] = np.float32(back + a)
-    return pos
-
-
 # -- the integers as Rice sees them --------------------------------------------------------------
 PREDICT_MEAN4 = 2  # the predictor code in a band's grid vector (format 2 used 0 plain and 1 zigzag)
 
@@ -169,17 +141,40 @@ def to_rice_input(ints):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def from_rice_output(values):
-    """The integers int32 [B, S, S] of :func:`to_rice_input`'s ``values`` (its inverse)."""
-    nb, s0, s1 = values.shape
-    ints = np.empty((nb, s0, s1), np.int32)
-    x = np.empty((s0, s1), np.int64)
+def join_rice_plane_kernel(values, add8, rawbits, vector, randoms, out):
+    """Decode into ``out`` float32 [B, S, S]: the inverse of :func:`split_plane_kernel` followed
+    by :func:`to_rice_input`, from ``values`` (the RICE_1 output, int32 [B, S, S]), in one pass
+    per band: each integer is recovered from its :func:`_mean4` prediction as the pass reaches
+    it, dequantised and added to its addend (byte planes ``add8`` uint8 [4, B, S, S], read as
+    one float32 plane per band first). A raw pixel (``rawbits``) or a band without a grid is its
+    addend. Returns how many numbers of ``vector`` it used (the caller checks all were)."""
+    nb, s0, s1 = out.shape
+    npix = s0 * s1
+    dither = np.empty((s0, s1))
+    x = np.empty((s0, s1), np.int64)  # the band's integers so far (the predictor reads them)
+    words = np.empty(npix, np.uint32)
+    addend = words.view(np.float32)
+    pos = 0
     for b in range(nb):
-        prev = np.int64(0)
+        a0, a1, a2, a3 = add8[0, b].reshape(npix), add8[1, b].reshape(npix), add8[2, b].reshape(npix), add8[3, b].reshape(npix)
+        for p in range(npix):  # little-endian bytes -> float32 bits, as fits_quant.get_addend
+            words[p] = np.uint32(a0[p]) | (np.uint32(a1[p]) << 8) | (np.uint32(a2[p]) << 16) | (np.uint32(a3[p]) << 24)
+        grid, n, g, cols, half, th, oy, ty0, nty, ntx = band_grid(vector, pos, s0, s1, randoms, dither)
+        pos += 2 + n if grid else 1
+        prev, i = np.int64(0), 0
         for sy in range(s0):
+            r = (oy + sy) // th - ty0
+            scales, zeros = _HEADER + r * ntx, _HEADER + nty * ntx + r * ntx
             for sx in range(s1):
                 v = np.int64(values[b, sy, sx])
-                x[sy, sx] = _wrap32(v - prev + _mean4(x, sy, sx, s1))
+                q = _wrap32(v - prev + _mean4(x, sy, sx, s1))
+                x[sy, sx] = q
                 prev = v
-                ints[b, sy, sx] = x[sy, sx]
-    return ints
+                if not grid or (rawbits[b, i >> 3] >> (7 - (i & 7))) & 1:
+                    out[b, sy, sx] = addend[i]
+                else:
+                    c = cols[3, sx]
+                    out[b, sy, sx] = np.float32(dequantized(q, dither[sy, sx], half, g[scales + c], g[zeros + c]) + addend[i])
+                i += 1
+    return pos
+

@@ -1,11 +1,12 @@
 """Stamp format 3's compiled codec steps (``dataset.stamp_v3`` parses the container around them).
 
 * :func:`decode_plane_kernel`: one call per plane from the blob's bytes to float32 pixels: the
-  band streams are RICE_1-decoded by the survey's compiled bit reader (``survey.rice_box.rice_ints``,
-  cfitsio ``ricecomp.c`` ``fits_rdecomp``; the format-3 streams are plain cfitsio RICE_1, block
-  32, 4-byte integers, as astropy's ``compress_rice_1_c`` writes them), the mean-of-4 prediction
-  is undone (``quant_split.from_rice_output``) and the integers are dequantised and added to
-  their addends (``quant_split.join_plane_kernel``). Before, three Python-level steps per band.
+  band streams are RICE_1-decoded by the survey's compiled bit reader, two bands at a time
+  (``survey.rice_box.rice_ints2``; cfitsio ``ricecomp.c`` ``fits_rdecomp``; the format-3 streams
+  are plain cfitsio RICE_1, block 32, 4-byte integers, as astropy's ``compress_rice_1_c`` writes
+  them), then one pass per band undoes the mean-of-4 prediction, dequantises and adds the
+  addends (``quant_split.join_rice_plane_kernel``). ~25 % less time per plane than one band at a
+  time and the prediction undone in a pass of its own (image plane of a 64 x 64 grz host: 84 -> 64 us).
 * :func:`splice_addends`: the image addends and raw bits of a painted row of a host, computed
   from the host's floats, its blob's raw bits and the new values, exactly as
   ``quant_split.split_plane_kernel`` gives them (see its docstring for why: in format 3 a pixel's
@@ -24,9 +25,9 @@ import math
 import numba
 import numpy as np
 
-from ..survey.rice_box import BLOCK, PAD, rice_ints
+from ..survey.rice_box import BLOCK, PAD, rice_ints, rice_ints2
 from .fits_quant import put_addend
-from .quant_split import from_rice_output, join_plane_kernel, kept_addend
+from .quant_split import join_rice_plane_kernel, kept_addend
 
 SPLICE_OK, SPLICE_NOT_A_HOST, SPLICE_AMBIGUOUS = 0, 1, 2  # splice_addends status codes
 # decode_plane_kernel status codes (with a detail: numbers used, a band, or numbers too many)
@@ -84,17 +85,35 @@ def decode_plane_kernel(buf, starts, lengths, add8, rawbits, vector, randoms, ou
     npix = s0 * s1
     seq = np.empty((nb, s0, s1), np.int32)
     flat = seq.reshape(nb, npix)
-    for b in range(nb):
-        start, n = starts[b], lengths[b]
-        if start + n + PAD <= buf.shape[0]:
-            status = rice_ints(buf, start, n, npix, BLOCK, flat[b])
-        else:  # the stream is too near the blob's end for the reader's window: decode a padded copy
-            padded = np.zeros(n + PAD, np.uint8)
-            padded[:n] = buf[start : start + n]
-            status = rice_ints(padded, 0, n, npix, BLOCK, flat[b])
-        if status != 0:
+    b = 0
+    while b < nb:
+        if b + 1 < nb and _in_window(buf, starts, lengths, b) and _in_window(buf, starts, lengths, b + 1):
+            # two bands' serial bit chains in one loop (rice_box.rice_ints2); a corrupt pair is
+            # decoded again singly below, to name the first bad band
+            if rice_ints2(buf, starts[b], lengths[b], starts[b + 1], lengths[b + 1], npix, flat[b], flat[b + 1]) == 0:
+                b += 2
+                continue
+        if _rice_band(buf, starts[b], lengths[b], npix, flat[b]) != 0:
             return BAD_STREAM, b
-    return DECODED, join_plane_kernel(from_rice_output(seq), add8, rawbits, vector, randoms, out)
+        b += 1
+    return DECODED, join_rice_plane_kernel(seq, add8, rawbits, vector, randoms, out)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _in_window(buf, starts, lengths, b):
+    """Does band b's stream leave the bit reader's PAD bytes inside the blob?"""
+    return starts[b] + lengths[b] + PAD <= buf.shape[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def _rice_band(buf, start, n, npix, out):
+    """One band's RICE_1 stream into ``out`` (rice_box.rice_ints' status): in place, or from a
+    padded copy when the stream is too near the blob's end for the reader's window."""
+    if start + n + PAD <= buf.shape[0]:
+        return rice_ints(buf, start, n, npix, BLOCK, out)
+    padded = np.zeros(n + PAD, np.uint8)
+    padded[:n] = buf[start : start + n]
+    return rice_ints(padded, 0, n, npix, BLOCK, out)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

@@ -69,23 +69,24 @@ BLOB_COLUMNS = ("stamp_npz", "arc_npz")
 @dataclass(frozen=True)
 class WriterSettings:
     """Parquet settings of a shard: ``compression`` (gzip|zstd|snappy|none) and its level for
-    every column but the pixel blobs, ``blob_compression`` for those (:data:`BLOB_COLUMNS`;
-    "same": ``compression``), rows per row group."""
+    every column but the pixel blobs, ``blob_compression`` and ``blob_compression_level`` for
+    those (:data:`BLOB_COLUMNS`; "same": ``compression`` at its level), rows per row group."""
 
     compression: str = "gzip"
     compression_level: int | None = 6
     row_group_rows: int = 512
     blob_compression: str = "same"
+    blob_compression_level: int | None = None  # None: compression_level
 
     @classmethod
     def from_config(cls, gen) -> WriterSettings:
         """Settings from a :class:`~darkhaloscope.config.GenerateConfig`."""
-        return cls(gen.compression, gen.compression_level, gen.row_group_rows, gen.blob_compression)
+        return cls(gen.compression, gen.compression_level, gen.row_group_rows, gen.blob_compression, gen.blob_compression_level)
 
-    def _codec(self, name: str) -> tuple[str, int | None]:
-        """(pyarrow codec name, level or None) of one codec setting."""
+    def _codec(self, name: str, level: int | None) -> tuple[str, int | None]:
+        """(pyarrow codec name, level or None) of one codec setting at ``level``."""
         codec = None if name == "none" else name
-        level = self.compression_level if codec in ("gzip", "zstd", "brotli") else None
+        level = level if codec in ("gzip", "zstd", "brotli") else None
         if codec == "gzip" and level is not None:
             level = max(1, min(9, level))
         return (codec or "NONE"), level
@@ -93,12 +94,13 @@ class WriterSettings:
     def parquet_kwargs(self, columns: tuple[str, ...] | list[str] = ()) -> dict:
         """``pq.ParquetWriter`` keyword arguments for a schema of these ``columns`` (the blob
         codec applies to the :data:`BLOB_COLUMNS` among them)."""
-        codec, level = self._codec(self.compression)
+        codec, level = self._codec(self.compression, self.compression_level)
         blobs = [c for c in columns if c in BLOB_COLUMNS]
         compression: str | dict = codec
         levels: int | dict | None = level
         if blobs and self.blob_compression not in ("same", self.compression):
-            blob_codec, blob_level = self._codec(self.blob_compression)
+            own = self.compression_level if self.blob_compression_level is None else self.blob_compression_level
+            blob_codec, blob_level = self._codec(self.blob_compression, own)
             compression = {c: blob_codec if c in BLOB_COLUMNS else codec for c in columns}
             levels = {c: lv for c in columns if (lv := blob_level if c in BLOB_COLUMNS else level) is not None}
         return {
