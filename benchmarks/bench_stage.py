@@ -9,11 +9,15 @@ own per-partition function (the Spark runner adds the same fixed JVM overhead to
   bytes / rows: the target is <= 24 KB), ``host_table_bytes_per_quantised_stamp`` (the same
   for the stamps inside one brick file, not stitched), ``stage_survey_bytes_per_stamp`` (brick bytes read);
 - ``generate --hosts`` on that host table: ``generate_from_hosts_core_ms_per_stamp`` (wall x
-  cores / stamps) and ``generate_from_hosts_cpu_ms_per_stamp``: the second of two jobs on one
-  pool of a fresh driver with the CLI's environment, so the workers have loaded the kernels and
-  faulted their memory in, as reused Spark Python workers have (the first job on the fresh pool:
-  ``generate_from_hosts_first_job_core_ms_per_stamp``); target: at most
-  the seeds' render alone per stamp (``seed_reference_ms_per_stamp`` of ``bench_physics``, same run);
+  cores / stamps) and ``generate_from_hosts_cpu_ms_per_stamp``: the median of
+  :data:`TIMED_REPEATS` jobs after a first one on one pool of a fresh driver with the CLI's
+  environment, so the workers have loaded the kernels and faulted their memory in, as reused
+  Spark Python workers have (the first job on the fresh pool:
+  ``generate_from_hosts_first_job_core_ms_per_stamp``; the jobs' spread: ``..._min``/``..._max``);
+  target: at most the seeds' render alone per stamp (``seed_reference_ms_per_stamp`` of
+  ``bench_physics``, same run); ``seed_reference_adjacent_ms_per_stamp``: the same render timed
+  in the driver between the jobs, and ``generate_from_hosts_core_vs_adjacent_seed`` the ratio
+  to it (the machine's speed drifts between the two benches);
   and in one process, stage by stage, ``generate_from_hosts_{read,cutout_inject,encode,write,row}_ms_per_stamp``
   (also ``..._without_arc``: the production layout, ``render.write_arc`` false);
   ``worker_cold_import_open_s`` and ``worker_cold_first_rows_s``: CPU seconds a fresh Python
@@ -149,47 +153,72 @@ def _cold_worker(cfgfile: Path, hosts: str, bank: str) -> dict:
 # in: the once-per-worker cost, worker_cold_*), then the timed job on the same pool, as Spark
 # reuses its Python workers; CPU of the driver and its workers from /proc (the pool stays open)
 _TIMED_GENERATE = """
-import logging, multiprocessing as mp, os, sys, time
+import json, logging, multiprocessing as mp, os, statistics, sys, time
 logging.disable(logging.INFO)
 from darkhaloscope.spark.worker_memory import set_worker_env
 set_worker_env()
+import numpy as np
 import yaml
 from darkhaloscope.config import config_from_dict
 from darkhaloscope.spark.job import run_multiprocessing
-cfg = config_from_dict(yaml.safe_load(open(sys.argv[1])))
-hosts, bank, out, cores = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+cfgfile, hosts, bank, out, cores, repeats, bench_dir = sys.argv[1:8]
+cfg = config_from_dict(yaml.safe_load(open(cfgfile)))
+sys.path.insert(0, bench_dir)
+import bench_physics as bp
+templates = list(bp._templates())
+stamps = bp._configs(np.random.default_rng(20240601), 40, len(templates), cfg)
+def seed_ms():  # the seeds' render (bench_physics._seed_like), median over 40 stamps, this process
+    return float(np.median([bp._timed(bp._seed_like, templates[k], lens, src, fw, cfg, 1)[0] for k, lens, src, fw in stamps]))
 def cpu(pids):
     ticks = 0
     for pid in pids:
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
         ticks += int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / os.sysconf("SC_CLK_TCK")
+seed_ms()  # warm lenstronomy's imports and caches
 t0 = time.perf_counter()
-with mp.get_context("fork").Pool(cores) as pool:
-    run_multiprocessing(cfg, "", "", bank, out + "_first", hosts=hosts, pool=pool)
+with mp.get_context("fork").Pool(int(cores)) as pool:
+    rows = run_multiprocessing(cfg, "", "", bank, out + "_first", hosts=hosts, pool=pool)["rows"]
     first = time.perf_counter() - t0
     pids = [os.getpid()] + [p.pid for p in pool._pool]
-    t0, c0 = time.perf_counter(), cpu(pids)
-    g = run_multiprocessing(cfg, "", "", bank, out, hosts=hosts, pool=pool)
-    wall, used = time.perf_counter() - t0, cpu(pids) - c0
-print(first, wall, used, g["rows"], g["survey_bytes"])
+    jobs, seeds = [], [seed_ms()]
+    for i in range(int(repeats)):
+        t0, c0 = time.perf_counter(), cpu(pids)
+        g = run_multiprocessing(cfg, "", "", bank, f"{out}_{i}", hosts=hosts, pool=pool)
+        jobs.append((time.perf_counter() - t0, cpu(pids) - c0))
+        seeds.append(seed_ms())
+wall = statistics.median(w for w, _ in jobs)
+print(json.dumps({"first": first, "walls": [w for w, _ in jobs], "cpus": [c for _, c in jobs], "wall": wall,
+                  "cpu": statistics.median(c for _, c in jobs), "rows": rows, "survey_bytes": g["survey_bytes"], "seeds": seeds}))
 """
+TIMED_REPEATS = 3
 
 
 def _timed_generate(cfgfile: Path, hosts: str, bank: str, work: Path) -> dict:
     """``generate --hosts`` on a warm ``CORES``-process pool of a fresh driver (:data:`_TIMED_GENERATE`):
-    core ms (wall x cores) and CPU ms (driver + workers) per stamp; and the core ms of the first
-    job on the fresh pool (the workers' one-off costs included: what a job this small pays)."""
+    after a first job (the workers' one-off costs: what a job this small pays), ``TIMED_REPEATS``
+    jobs, each followed by the seeds' render timed in the driver while the pool idles. Core ms
+    (wall x cores) and CPU ms (driver + workers) per stamp: the median job; the spread of the
+    jobs; and the seeds' render measured between them (``seed_reference_adjacent_ms_per_stamp``,
+    the median of the brackets), since this machine's speed drifts by 10-30 % within the minutes
+    between bench_physics and this bench, and a 2-process job drifts more than a 1-process render."""
+    import json
     import subprocess
 
-    got = subprocess.run([sys.executable, "-c", _TIMED_GENERATE, str(cfgfile), hosts, bank, str(work / "rows"), str(CORES)],
-                         capture_output=True, text=True, check=True)
-    first, wall, cpu, rows, survey_bytes = (float(v) for v in got.stdout.split()[-5:])
+    got = subprocess.run([sys.executable, "-c", _TIMED_GENERATE, str(cfgfile), hosts, bank, str(work / "rows"), str(CORES),
+                          str(TIMED_REPEATS), str(HERE)], capture_output=True, text=True, check=True)
+    r = json.loads(got.stdout.strip().splitlines()[-1])
+    per_stamp = 1e3 * CORES / r["rows"]
+    seed = float(sorted(r["seeds"])[len(r["seeds"]) // 2])
     return {
-        "generate_from_hosts_first_job_core_ms_per_stamp": 1e3 * first * CORES / rows,
-        "generate_from_hosts_core_ms_per_stamp": 1e3 * wall * CORES / rows,
-        "generate_from_hosts_cpu_ms_per_stamp": 1e3 * cpu / rows,
-        "generate_from_hosts_survey_bytes": survey_bytes,
+        "generate_from_hosts_first_job_core_ms_per_stamp": r["first"] * per_stamp,
+        "generate_from_hosts_core_ms_per_stamp": r["wall"] * per_stamp,
+        "generate_from_hosts_core_ms_per_stamp_min": min(r["walls"]) * per_stamp,
+        "generate_from_hosts_core_ms_per_stamp_max": max(r["walls"]) * per_stamp,
+        "generate_from_hosts_cpu_ms_per_stamp": 1e3 * r["cpu"] / r["rows"],
+        "generate_from_hosts_survey_bytes": r["survey_bytes"],
+        "seed_reference_adjacent_ms_per_stamp": seed,
+        "generate_from_hosts_core_vs_adjacent_seed": r["wall"] * per_stamp / seed,
     }
 
 
@@ -275,6 +304,7 @@ def run(cfg, out_dir) -> dict:
 
     cfgfile = work / "config.yaml"
     cfgfile.write_text(yaml.safe_dump(config_to_dict(cfg)))
+    os.sync()  # the inputs and host table just written (~1.4 GB) are flushed before the generate is timed
     figures.update(_timed_generate(cfgfile, s["dataset"], inputs["bank"], work))
     figures.update(_per_stamp(cfg, s["dataset"], inputs["bank"], work))
     figures.update(_cold_worker(cfgfile, s["dataset"], inputs["bank"]))
