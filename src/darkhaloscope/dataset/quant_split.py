@@ -17,7 +17,7 @@ and the float32 added to the host (the arc and its noise; 0 for a host or contro
 ``vector`` is the plane's grid vector as format 2 lays it out (per band ``[0]`` for a raw band or
 ``[n, 0, *QuantGrid.to_vector(0)]``), so ``stamp.grids_from_vector`` reads it unchanged.
 The dequantisation and the addend byte planes are ``fits_quant``'s (:func:`~.fits_quant.dequantized`,
-``put_addend``, ``get_addend``), compiled into these kernels: after editing ``fits_quant.py`` clear
+``put_addend``, ``addend_plane``), compiled into these kernels: after editing ``fits_quant.py`` clear
 this file's numba cache (``__pycache__/quant_split*``) too.
 Units: those of the plane (nanomaggies for images, 1/nanomaggy^2 for invvar).
 """
@@ -27,7 +27,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .fits_quant import _HEADER, _same, band_grid, dequantized, put_addend
+from .fits_quant import _HEADER, _same, addend_plane, band_grid, dequantized, put_addend
 
 _I32_MAX = 2**31 - 1
 
@@ -146,8 +146,9 @@ def join_rice_plane_kernel(values, add8, rawbits, vector, randoms, out):
     by :func:`to_rice_input`, from ``values`` (the RICE_1 output, int32 [B, S, S]), in one pass
     per band: each integer is recovered from its :func:`_mean4` prediction as the pass reaches
     it, dequantised and added to its addend (byte planes ``add8`` uint8 [4, B, S, S], read as
-    one float32 plane per band first). A raw pixel (``rawbits``) or a band without a grid is its
-    addend. Returns how many numbers of ``vector`` it used (the caller checks all were)."""
+    one float32 plane per band first: ``fits_quant.addend_plane``). A raw pixel (``rawbits``)
+    or a band without a grid is its addend. Returns how many numbers of ``vector`` it used (the
+    caller checks all were)."""
     nb, s0, s1 = out.shape
     npix = s0 * s1
     dither = np.empty((s0, s1))
@@ -156,9 +157,7 @@ def join_rice_plane_kernel(values, add8, rawbits, vector, randoms, out):
     addend = words.view(np.float32)
     pos = 0
     for b in range(nb):
-        a0, a1, a2, a3 = add8[0, b].reshape(npix), add8[1, b].reshape(npix), add8[2, b].reshape(npix), add8[3, b].reshape(npix)
-        for p in range(npix):  # little-endian bytes -> float32 bits, as fits_quant.get_addend
-            words[p] = np.uint32(a0[p]) | (np.uint32(a1[p]) << 8) | (np.uint32(a2[p]) << 16) | (np.uint32(a3[p]) << 24)
+        addend_plane(add8, b, words)
         grid, n, g, cols, half, th, oy, ty0, nty, ntx = band_grid(vector, pos, s0, s1, randoms, dither)
         pos += 2 + n if grid else 1
         prev, i = np.int64(0), 0
