@@ -150,8 +150,9 @@ def _cold_worker(cfgfile: Path, hosts: str, bank: str) -> dict:
 
 # the timed generate: a fresh driver with the CLI's environment (spark/worker_memory.py) forks a
 # pool, runs the job once on it (the workers load the kernels and the bank and fault their memory
-# in: the once-per-worker cost, worker_cold_*), then the timed job on the same pool, as Spark
-# reuses its Python workers; CPU of the driver and its workers from /proc (the pool stays open)
+# in: the once-per-worker cost, worker_cold_*), then `repeats` timed jobs on the same pool, as Spark
+# reuses its Python workers, with the seeds' render timed in the driver before and after each;
+# CPU of the driver and its workers from /proc (the pool stays open)
 _TIMED_GENERATE = """
 import json, logging, multiprocessing as mp, os, statistics, sys, time
 logging.disable(logging.INFO)
@@ -203,13 +204,14 @@ def _timed_generate(cfgfile: Path, hosts: str, bank: str, work: Path) -> dict:
     the median of the brackets), since this machine's speed drifts by 10-30 % within the minutes
     between bench_physics and this bench, and a 2-process job drifts more than a 1-process render."""
     import json
+    import statistics
     import subprocess
 
     got = subprocess.run([sys.executable, "-c", _TIMED_GENERATE, str(cfgfile), hosts, bank, str(work / "rows"), str(CORES),
                           str(TIMED_REPEATS), str(HERE)], capture_output=True, text=True, check=True)
     r = json.loads(got.stdout.strip().splitlines()[-1])
     per_stamp = 1e3 * CORES / r["rows"]
-    seed = float(sorted(r["seeds"])[len(r["seeds"]) // 2])
+    seed = statistics.median(r["seeds"])
     return {
         "generate_from_hosts_first_job_core_ms_per_stamp": r["first"] * per_stamp,
         "generate_from_hosts_core_ms_per_stamp": r["wall"] * per_stamp,
